@@ -1,0 +1,358 @@
+"""Retrieved passages → an answer made of source sentences, each cited exactly.
+
+Sentences of the retrieved passages are scored against the question (meaning, the question's
+key terms, and whether they hold the kind of thing asked for); the best one to three make the
+answer. "Not in the sources" is a normal answer with `answerable=False`, never an exception.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from typing import Any, Sequence
+
+import numpy as np
+
+from . import extract
+from .retrieval import Hit, Retriever
+from .text import QUESTION_WORDS, normalise, tokens
+
+_ANAPHORA = frozenset(
+    "he she him her his hers it its they them their theirs that this these those there then "
+    "same latter former".split()
+)
+_MARKER = re.compile(r"\s*\[\d+\]")
+MAX_ANSWER_SENTENCES = 3
+# Confidence at or above which a question counts as answered; calibrated with `qa-service eval`.
+ANSWERABLE_THRESHOLD = 0.5
+
+
+@dataclasses.dataclass(frozen=True)
+class Query:
+    """A question made ready for retrieval: follow-ups carry the earlier turn in with them."""
+
+    question: str
+    text: str  # what is embedded
+    weights: dict[str, float]  # term → weight; the question's own terms weigh most
+    own_terms: tuple[str, ...]
+    followup: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class Citation:
+    n: int
+    source: str
+    title: str
+    chunk_id: str
+    passage: str
+    quote: str
+    start: int
+    end: int
+    score: float
+    page: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        if self.page is None:
+            del data["page"]
+        return data
+
+
+@dataclasses.dataclass(frozen=True)
+class Answer:
+    question: str
+    answer: str
+    short_answer: str | None
+    answerable: bool
+    confidence: float
+    citations: tuple[Citation, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "question": self.question,
+            "answer": self.answer,
+            "short_answer": self.short_answer,
+            "answerable": self.answerable,
+            "confidence": round(self.confidence, 3),
+            "citations": [c.to_dict() for c in self.citations],
+        }
+
+
+@dataclasses.dataclass
+class Candidate:
+    passage_rank: int
+    hit: Hit
+    sentence: int  # index within the passage
+    start: int  # document offsets
+    end: int
+    text: str
+    dense: float = 0.0
+    coverage: float = 0.0
+    typed: float = 0.0
+    score: float = 0.0
+
+
+def resolve_query(question: str, history: Sequence[dict[str, str]]) -> Query:
+    """Fold the previous turn into a question that leans on it ("Where does he work?")."""
+    own = tokens(question)
+    weights = {t: 1.0 for t in own}
+    words = re.findall(r"[a-z']+", question.lower())
+    leans_back = bool(history) and (
+        any(w in _ANAPHORA for w in words)
+        or len([t for t in own if t not in QUESTION_WORDS]) <= 1
+        or re.match(r"\s*(?:and|also|what about|how about)\b", question.lower()) is not None
+    )
+    if not leans_back:
+        return Query(question, question, weights, tuple(own), False)
+    last = history[-1]
+    earlier_q = str(last.get("question", ""))
+    earlier_a = _MARKER.sub("", str(last.get("answer", "")))[:300]
+    for term in tokens(earlier_q) + tokens(earlier_a):
+        weights.setdefault(term, 0.35)
+    text = f"{question} {earlier_q} {earlier_a}".strip()
+    return Query(question, text, weights, tuple(own), True)
+
+
+def compose(
+    query: Query,
+    query_vector: np.ndarray,
+    hits: Sequence[Hit],
+    retriever: Retriever,
+) -> Answer:
+    """Pick the sentences that answer `query` from `hits` and cite them."""
+    data = retriever.data
+    kind = extract.question_kind(query.question)
+    candidates = _candidates(hits, data, retriever)
+    if not candidates:
+        return _not_answered(query, [], 0.0, _unknown_terms(query, retriever), hits, data)
+    idf = retriever.bm25.idf
+    norm_question = normalise(query.question)
+    for cand in candidates:
+        row = data.sentence_rows[cand.hit.index][cand.sentence]
+        cand.dense = float(np.dot(data.sentence_vectors[row], query_vector))
+        cand.coverage = _coverage(query.weights, idf, set(tokens(cand.text)))
+        cand.typed = _typed(kind, cand.text, norm_question)
+        fragment = 0.15 if len(re.findall(r"\b[a-z]{3,}\b", cand.text)) < 3 else 0.0
+        cand.score = (
+            0.45 * cand.dense
+            + 0.40 * cand.coverage
+            + 0.20 * cand.typed
+            + 0.05 / cand.passage_rank
+            - fragment
+        )
+    candidates.sort(key=lambda c: -c.score)
+    best = candidates[0]
+    unknown = _unknown_terms(query, retriever)
+    confidence = _confidence(best, kind, query, unknown, idf)
+    if confidence < ANSWERABLE_THRESHOLD:
+        return _not_answered(query, candidates, confidence, unknown, hits, data)
+    chosen = _choose(candidates, query, idf)
+    short = _short_answer(kind, chosen[0], query) if kind != extract.OTHER else None
+    if short is None and kind != extract.OTHER:
+        for extra in chosen[1:]:
+            short = _short_answer(kind, extra, query)
+            if short:
+                break
+    citations, parts = [], []
+    for n, cand in enumerate(chosen, start=1):
+        citations.append(_citation(n, cand, data))
+        parts.append(_with_marker(cand.text, n))
+    return Answer(
+        question=query.question,
+        answer=" ".join(parts),
+        short_answer=short,
+        answerable=True,
+        confidence=confidence,
+        citations=tuple(citations),
+    )
+
+
+def _candidates(hits: Sequence[Hit], data: Any, retriever: Retriever) -> list[Candidate]:
+    seen: set[tuple[str, int, int]] = set()
+    out = []
+    for hit in hits:
+        doc_text = data.documents[hit.passage.source].text
+        for i, span in enumerate(hit.passage.sentences):
+            key = (hit.passage.source, span.start, span.end)
+            if key in seen:
+                continue
+            seen.add(key)
+            out.append(
+                Candidate(hit.rank, hit, i, span.start, span.end, doc_text[span.start:span.end])
+            )
+    return out
+
+
+def _coverage(weights: dict[str, float], idf: dict[str, float], present: set[str]) -> float:
+    total = sum(w * idf.get(t, 1.0) for t, w in weights.items() if t not in QUESTION_WORDS)
+    if not total:
+        return 0.0
+    got = sum(w * idf.get(t, 1.0) for t, w in weights.items() if t in present)
+    return got / total
+
+
+def _typed(kind: str, sentence: str, norm_question: str) -> float:
+    if kind == extract.OTHER:
+        return 0.0
+    for span in extract.spans(kind, sentence):
+        if normalise(span.text) and normalise(span.text) not in norm_question:
+            return 1.0
+    return 0.0
+
+
+def _unknown_terms(query: Query, retriever: Retriever) -> list[str]:
+    """The question's own content terms that occur nowhere in the indexed passages."""
+    return [t for t in query.own_terms if t not in QUESTION_WORDS and t not in retriever.vocabulary]
+
+
+def _confidence(
+    best: Candidate, kind: str, query: Query, unknown: list[str], idf: dict[str, float]
+) -> float:
+    own = [t for t in query.own_terms if t not in QUESTION_WORDS]
+    unknown_share = len(unknown) / len(own) if own else 0.0
+    z = (
+        7.0 * (best.dense - 0.35)
+        + 3.0 * (best.coverage - 0.35)
+        + (0.8 * best.typed if kind != extract.OTHER else 0.4)
+        - 6.0 * unknown_share
+    )
+    return 1.0 / (1.0 + math.exp(-z))
+
+
+def _choose(candidates: list[Candidate], query: Query, idf: dict[str, float]) -> list[Candidate]:
+    """The best sentence, plus up to two close runners-up that add the question's terms."""
+    chosen = [candidates[0]]
+    covered = set(tokens(candidates[0].text))
+    for cand in candidates[1:]:
+        if len(chosen) == MAX_ANSWER_SENTENCES:
+            break
+        if cand.score < 0.85 * chosen[0].score:
+            break
+        new_terms = {t for t in tokens(cand.text) if t in query.weights} - covered
+        if not new_terms or sum(len(c.text) for c in chosen) + len(cand.text) > 600:
+            continue
+        chosen.append(cand)
+        covered |= set(tokens(cand.text))
+    return chosen
+
+
+def _short_answer(kind: str, cand: Candidate, query: Query) -> str | None:
+    """The span of the asked-for kind nearest the question's terms in the sentence."""
+    norm_question = normalise(query.question)
+    options = [
+        s for s in extract.spans(kind, cand.text)
+        if normalise(s.text) and normalise(s.text) not in norm_question
+    ]
+    if not options:
+        return None
+    lowered = cand.text.lower()
+    anchors = []
+    for term in query.own_terms:
+        if term in QUESTION_WORDS:
+            continue
+        for m in re.finditer(re.escape(term[:6]), lowered):
+            anchors.append(m.start())
+
+    def distance(span: extract.Span) -> float:
+        penalty = 0.0
+        if kind == extract.NUMBER and re.fullmatch(r"(?:1[6-9]|20)\d\d", span.text):
+            penalty = 1000.0  # a year is rarely the count asked for
+        if not anchors:
+            return penalty + span.start
+        return penalty + min(
+            min(abs(a - span.start), abs(a - span.end)) for a in anchors
+        )
+
+    return min(options, key=distance).text
+
+
+def _citation(n: int, cand: Candidate, data: Any) -> Citation:
+    doc = data.documents[cand.hit.passage.source]
+    return Citation(
+        n=n,
+        source=doc.source,
+        title=doc.title,
+        chunk_id=cand.hit.passage.chunk_id,
+        passage=cand.hit.passage.text,
+        quote=cand.text,
+        start=cand.start,
+        end=cand.end,
+        score=round(cand.score, 4),
+        page=doc.page_at(cand.start),
+    )
+
+
+def _with_marker(sentence: str, n: int) -> str:
+    if sentence.endswith((".", "!", "?")) and not sentence.endswith("..."):
+        return f"{sentence[:-1]} [{n}]{sentence[-1]}"
+    return f"{sentence} [{n}]"
+
+
+def _not_answered(
+    query: Query,
+    candidates: list[Candidate],
+    confidence: float,
+    unknown: list[str],
+    hits: Sequence[Hit],
+    data: Any,
+) -> Answer:
+    if unknown:
+        names = ", ".join(f"“{t}”" for t in _original_words(query.question, unknown)[:4])
+        text = f"The sources do not say: they never mention {names}."
+    else:
+        text = "The sources do not say. The nearest passages are listed for you to check."
+    nearest: list[Citation] = []
+    used_passages: set[str] = set()
+    for cand in candidates:
+        if cand.hit.passage.chunk_id in used_passages:
+            continue
+        used_passages.add(cand.hit.passage.chunk_id)
+        nearest.append(_citation(len(nearest) + 1, cand, data))
+        if len(nearest) == 3:
+            break
+    return Answer(
+        question=query.question,
+        answer=text,
+        short_answer=None,
+        answerable=False,
+        confidence=confidence,
+        citations=tuple(nearest),
+    )
+
+
+def _original_words(question: str, terms: list[str]) -> list[str]:
+    """The question's own spelling of unknown terms ("F-35", not "f35")."""
+    out = []
+    for raw in re.findall(r"[A-Za-z0-9]+(?:[-.][A-Za-z0-9]+)*", question):
+        if tokens(raw) and tokens(raw)[0] in terms and raw not in out:
+            out.append(raw)
+    return out or terms
+
+
+def passage_baseline(query: Query, hits: Sequence[Hit], data: Any) -> Answer:
+    """The usual FAISS-only setup, for comparison: the top passage is the answer, always."""
+    if not hits:
+        return _not_answered(query, [], 0.0, [], hits, data)
+    top = hits[0]
+    doc = data.documents[top.passage.source]
+    citation = Citation(
+        n=1,
+        source=doc.source,
+        title=doc.title,
+        chunk_id=top.passage.chunk_id,
+        passage=top.passage.text,
+        quote=top.passage.text,
+        start=top.passage.start,
+        end=top.passage.end,
+        score=round(top.dense, 4),
+        page=doc.page_at(top.passage.start),
+    )
+    return Answer(
+        question=query.question,
+        answer=f"{top.passage.text} [1]",
+        short_answer=None,
+        answerable=True,
+        confidence=max(0.0, min(1.0, top.dense)),
+        citations=(citation,),
+    )

@@ -1,0 +1,199 @@
+"""The `qa-service` command: a thin click layer over `QAService`.
+
+Domain errors (`QAError`) exit 1 with their message; usage errors exit 2 (click's own).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .config import Settings, settings_help
+from .errors import QAError
+
+
+def _settings(ctx: click.Context, **flags: Any) -> Settings:
+    try:
+        return Settings.from_env(**flags)
+    except QAError as exc:
+        raise click.ClickException(exc.message) from None
+
+
+def _service(settings: Settings):
+    from .service import QAService
+
+    return QAService(settings)
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except QAError as exc:
+            click.echo(f"Error: {exc.message}", err=True)
+            ctx.exit(1)
+
+
+@click.group(
+    cls=_Group,
+    epilog="Settings (environment variables; flags override them):\n\n\b\n" + settings_help(),
+)
+@click.version_option(package_name="qa-service")
+def main() -> None:
+    """Question answering with citations over a folder of source documents."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+
+_sources_opt = click.option("--sources", "sources_dir", type=click.Path(path_type=Path),
+                            help="sources folder [QA_SOURCES_DIR]")
+_index_opt = click.option("--index", "index_dir", type=click.Path(path_type=Path),
+                          help="index folder [QA_INDEX_DIR]")
+_model_opt = click.option("--model", help="embedding model name or path [QA_MODEL]")
+
+
+def print_build_report(report: Any) -> None:
+    for source, status in report.sources:
+        click.echo(f"  {status:<9} {source}")
+    for skipped in report.skipped:
+        click.echo(f"  skipped   {skipped.source}: {skipped.reason}", err=True)
+    click.echo(
+        f"index {report.build_id}: {report.added} added, {report.changed} changed, "
+        f"{report.removed} removed, {report.unchanged} unchanged; {report.chunks} passages, "
+        f"{report.embedded} passages and {report.embedded_sentences} sentences embedded "
+        f"in {report.took_ms / 1000:.1f} s"
+    )
+
+
+@main.command()
+@_sources_opt
+@_index_opt
+@_model_opt
+@click.option("--if-missing", is_flag=True, help="do nothing when an index is already built")
+@click.pass_context
+def build(ctx: click.Context, if_missing: bool, **flags: Any) -> None:
+    """Build (or update) the index from the sources folder.
+
+    Exits 0 when every file was indexed, 3 when some were skipped (each is named).
+    """
+    service = _service(_settings(ctx, **flags))
+    if if_missing and service.store.current_build_id() is not None:
+        click.echo(f"index {service.store.current_build_id()} already built; nothing to do")
+        return
+    report = _build_with_progress(service)
+    print_build_report(report)
+    if report.skipped:
+        ctx.exit(3)
+
+
+def _build_with_progress(service: Any) -> Any:
+    from tqdm import tqdm
+
+    bar = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None or bar.total != total or done < bar.n:
+            if bar is not None:
+                bar.close()
+            bar = tqdm(total=total, desc="embedding", unit="text", file=sys.stderr,
+                       disable=not sys.stderr.isatty())
+        bar.update(done - bar.n)
+
+    try:
+        return service.build(progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+@main.command()
+@click.argument("question")
+@click.option("--json", "as_json", is_flag=True, help="print the API's JSON response")
+@click.option("--top-k", type=click.IntRange(1, 20), help="passages to retrieve")
+@click.option("--source", "only", multiple=True, help="search only this source id (repeatable)")
+@_index_opt
+@_model_opt
+@click.pass_context
+def ask(ctx: click.Context, question: str, as_json: bool, top_k: int | None,
+        only: tuple[str, ...], **flags: Any) -> None:
+    """Answer QUESTION from the index, with citations."""
+    service = _service(_settings(ctx, **flags))
+    result = service.ask(question, top_k=top_k, sources=list(only) or None)
+    if as_json:
+        click.echo(json.dumps(result, ensure_ascii=False, indent=2))
+        return
+    click.echo(result["answer"])
+    if result["short_answer"]:
+        click.echo(f"\nShort answer: {result['short_answer']}")
+    click.echo(f"Confidence: {result['confidence']:.2f}")
+    heading = "Sources" if result["answerable"] else "Nearest passages"
+    if result["citations"]:
+        click.echo(f"\n{heading}:")
+    for c in result["citations"]:
+        page = f", p. {c['page']}" if c.get("page") else ""
+        click.echo(f"[{c['n']}] {c['title']} ({c['source']}{page}, chars {c['start']}-{c['end']})")
+        click.echo(f"    “{c['quote']}”")
+
+
+@main.command()
+@click.option("--host", help="address to listen on [QA_HOST]")
+@click.option("--port", type=int, help="port [QA_PORT]")
+@click.option("--threads", type=int, help="worker threads [QA_THREADS]")
+@click.option("--dev", is_flag=True, help="Flask's development server instead of waitress")
+@_sources_opt
+@_index_opt
+@_model_opt
+@click.pass_context
+def serve(ctx: click.Context, dev: bool, **flags: Any) -> None:
+    """Serve the chat page and the JSON API (waitress, model and index loaded first)."""
+    from .web import create_app
+
+    settings = _settings(ctx, **flags)
+    service = _service(settings)
+    service.warm_up()
+    app = create_app(settings, service)
+    click.echo(f"serving on http://{settings.host}:{settings.port}/", err=True)
+    if dev:
+        app.run(host=settings.host, port=settings.port, threaded=True)
+        return
+    import waitress
+
+    waitress.serve(app, host=settings.host, port=settings.port, threads=settings.threads,
+                   ident="qa-service")
+
+
+@main.command(name="eval")
+@click.argument("gold", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="print the figures as JSON")
+@click.option("--compare", is_flag=True, help="also score plain dense (FAISS-only) retrieval")
+@_index_opt
+@_model_opt
+@click.pass_context
+def eval_command(ctx: click.Context, gold: Path, as_json: bool, compare: bool,
+                 **flags: Any) -> None:
+    """Score a gold set (shared/eval/dev.jsonl format) through the API's code path."""
+    from .evaluation import evaluate, format_report, load_gold
+
+    service = _service(_settings(ctx, **flags))
+    items = load_gold(gold)
+    texts = {d.source: d.text for d in service.snapshot().data.documents.values()}
+    service.ask("warm up")  # the first question pays for loading; keep it out of latency
+    reports = [evaluate(items, service.ask, texts, mode="hybrid")]
+    if compare:
+        reports.append(evaluate(items, service.ask, texts, mode="dense"))
+    if as_json:
+        click.echo(json.dumps(
+            {r.mode: {"figures": r.figures(), "misses": r.misses} for r in reports}, indent=2
+        ))
+        return
+    click.echo(format_report(reports))
+    misses = reports[0].misses
+    click.echo(f"\n{len(misses)} misses ({reports[0].mode}):" if misses else "\nno misses")
+    for miss in misses:
+        click.echo(f"  - {miss}")

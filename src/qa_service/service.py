@@ -1,0 +1,337 @@
+"""`QAService`: the one object the CLI and the web layer call.
+
+It wires the pipeline (sources → chunking → embedding → store → retrieval → answering), holds
+the loaded index, and notices a newer build committed by anyone (the API or another process)
+between requests. A request works on the snapshot it started with, so a swap never disturbs it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import threading
+import time
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from . import answering
+from .chunking import CHUNKING_VERSION, Passage, make_passages
+from .config import Settings
+from .embedding import Embedder, SentenceTransformerEmbedder
+from .errors import BadRequest, NoSources, NotFound
+from .retrieval import Retriever
+from .sources import CLEANING_VERSION, Document, Skipped, load_documents
+from .store import FORMAT_VERSION, IndexData, IndexStore, new_build_id, previous_vectors
+from .store import sentence_hash
+
+MAX_QUESTION_CHARS = 1000
+MAX_HISTORY = 20
+
+
+@dataclasses.dataclass(frozen=True)
+class BuildReport:
+    build_id: str
+    added: int
+    changed: int
+    removed: int
+    unchanged: int
+    chunks: int
+    embedded: int  # passages whose vectors were computed (not reused)
+    embedded_sentences: int
+    skipped: tuple[Skipped, ...]
+    took_ms: float
+    sources: tuple[tuple[str, str], ...]  # (source, status) for each source seen
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "build_id": self.build_id,
+            "added": self.added,
+            "changed": self.changed,
+            "removed": self.removed,
+            "unchanged": self.unchanged,
+            "chunks": self.chunks,
+            "embedded": self.embedded,
+            "embedded_sentences": self.embedded_sentences,
+            "skipped": [dataclasses.asdict(s) for s in self.skipped],
+            "took_ms": round(self.took_ms, 1),
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class Snapshot:
+    data: IndexData
+    retriever: Retriever
+    stamp: tuple[int, int, int] | None
+
+
+class QAService:
+    def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
+        self.settings = settings
+        self.embedder: Embedder = embedder or SentenceTransformerEmbedder(settings.model)
+        self.store = IndexStore(settings.index_dir)
+        self._snapshot: Snapshot | None = None
+        self._reload_lock = threading.Lock()
+
+    # -- index --------------------------------------------------------------------------------
+
+    def snapshot(self) -> Snapshot:
+        """The current index, reloaded when a newer build has been committed."""
+        stamp = self.store.pointer_stamp()
+        current = self._snapshot
+        if current is not None and current.stamp == stamp:
+            return current
+        with self._reload_lock:
+            current = self._snapshot
+            if current is not None and current.stamp == stamp:
+                return current
+            data = self.store.load(self.embedder.model_id)
+            current = Snapshot(data, Retriever(data), stamp)
+            self._snapshot = current
+            return current
+
+    def warm_up(self) -> None:
+        """Load the model and, when there is one, the index, before the first request."""
+        self.embedder.embed_query("warm up")
+        if self.store.current_build_id() is not None:
+            self.snapshot()
+
+    def build(self, progress: Callable[[int, int], None] | None = None) -> BuildReport:
+        """Rebuild from the sources folder, reusing every vector whose text is unchanged."""
+        began = time.perf_counter()
+        settings = self.settings
+        with self.store.build_lock():
+            documents, skipped = load_documents(settings.sources_dir)
+            if not documents:
+                reasons = "; ".join(s.reason for s in skipped) or "the folder is empty"
+                raise NoSources(
+                    f"no readable sources in {settings.sources_dir} ({reasons}): add .txt, .md, "
+                    ".html or .pdf files there"
+                )
+            previous = self._previous_sources()
+            passages: list[Passage] = []
+            for doc in documents:
+                passages.extend(
+                    make_passages(
+                        doc.source,
+                        doc.text,
+                        settings.chunk_sentences,
+                        settings.chunk_max_chars,
+                        settings.chunk_overlap,
+                    )
+                )
+            cache = previous_vectors(self.store, self.embedder.model_id)
+            passage_vectors, embedded = self._vectors(
+                [(p.content_hash, p.text) for p in passages], cache, progress
+            )
+            sentence_items = [
+                (sentence_hash(p.text, p.start, s), p.text[s.start - p.start:s.end - p.start])
+                for p in passages
+                for s in p.sentences
+            ]
+            sentence_vectors, embedded_sentences = self._vectors(sentence_items, cache, progress)
+            statuses = _statuses(previous, documents)
+            build_id = new_build_id()
+            manifest = self._manifest(build_id, documents, passages)
+            self.store.write_build(
+                manifest, documents, passages, passage_vectors, sentence_vectors
+            )
+            self.store.prune(settings.keep_builds)
+        counts = {status: sum(1 for _, s in statuses if s == status) for status in
+                  ("added", "changed", "removed", "unchanged")}
+        return BuildReport(
+            build_id=build_id,
+            chunks=len(passages),
+            embedded=embedded,
+            embedded_sentences=embedded_sentences,
+            skipped=tuple(skipped),
+            took_ms=(time.perf_counter() - began) * 1000,
+            sources=tuple(statuses),
+            **counts,
+        )
+
+    def _previous_sources(self) -> dict[str, str]:
+        try:
+            manifest = self.store.read_manifest()
+        except Exception:  # no build yet, or an unreadable one: everything counts as added
+            return {}
+        return {s["source"]: s["sha256"] for s in manifest.get("sources", [])}
+
+    def _vectors(
+        self,
+        items: list[tuple[str, str]],
+        cache: dict[str, np.ndarray],
+        progress: Callable[[int, int], None] | None,
+    ) -> tuple[np.ndarray, int]:
+        dimension = self.embedder.dimension
+        out = np.zeros((len(items), dimension), dtype=np.float32)
+        missing: dict[str, list[int]] = {}
+        for row, (digest, text) in enumerate(items):
+            vector = cache.get(digest)
+            if vector is not None and vector.shape == (dimension,):
+                out[row] = vector
+            else:
+                missing.setdefault(digest, []).append(row)
+        if missing:
+            texts = [items[rows[0]][1] for rows in missing.values()]
+            done = 0
+
+            def step(n: int) -> None:
+                nonlocal done
+                done += n
+                if progress:
+                    progress(done, len(texts))
+
+            vectors = self.embedder.embed_documents(texts, progress=step)
+            for vector, rows in zip(vectors, missing.values()):
+                out[rows] = vector
+        return out, len(missing)
+
+    def _manifest(
+        self, build_id: str, documents: list[Document], passages: list[Passage]
+    ) -> dict[str, Any]:
+        s = self.settings
+        per_source: dict[str, int] = {}
+        for p in passages:
+            per_source[p.source] = per_source.get(p.source, 0) + 1
+        return {
+            "format_version": FORMAT_VERSION,
+            "build_id": build_id,
+            "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "model": {"name": self.embedder.model_id, "dimension": self.embedder.dimension},
+            "chunking": {
+                "sentences": s.chunk_sentences,
+                "max_chars": s.chunk_max_chars,
+                "overlap": s.chunk_overlap,
+                "chunking_version": CHUNKING_VERSION,
+                "cleaning_version": CLEANING_VERSION,
+            },
+            "faiss": "IndexFlatIP",
+            "counts": {"sources": len(documents), "passages": len(passages)},
+            "sources": [
+                {"source": d.source, "sha256": d.sha256, "title": d.title,
+                 "chunks": per_source.get(d.source, 0)}
+                for d in documents
+            ],
+        }
+
+    # -- questions ----------------------------------------------------------------------------
+
+    def ask(
+        self,
+        question: str,
+        history: Sequence[dict[str, str]] = (),
+        top_k: int | None = None,
+        sources: Sequence[str] | None = None,
+        mode: str = "hybrid",
+        explain: bool = False,
+    ) -> dict[str, Any]:
+        """Answer `question` in the shape of the API's POST /api/answer response.
+
+        `mode` "dense" gives the plain FAISS baseline; `explain` adds the retrieved passages.
+        """
+        began = time.perf_counter()
+        question = (question or "").strip()
+        if not question:
+            raise BadRequest("question is empty: ask something about the sources")
+        if len(question) > MAX_QUESTION_CHARS:
+            raise BadRequest(
+                f"question is {len(question)} characters long; the limit is {MAX_QUESTION_CHARS}"
+            )
+        if len(history) > MAX_HISTORY:
+            raise BadRequest(
+                f"history has {len(history)} turns; send at most the last {MAX_HISTORY}"
+            )
+        top_k = self.settings.top_k if top_k is None else top_k
+        if not 1 <= top_k <= 20:
+            raise BadRequest(f"top_k must be between 1 and 20, got {top_k}")
+        snap = self.snapshot()
+        if sources is not None:
+            unknown = [s for s in sources if s not in snap.data.documents]
+            if unknown:
+                raise BadRequest(
+                    f"unknown source id(s): {', '.join(unknown)}; GET /api/sources lists them"
+                )
+        query = answering.resolve_query(question, history)
+        vector = self.embedder.embed_query(query.text)
+        hits = snap.retriever.search(
+            vector, list(query.weights), top_k, sources, mode=mode, term_weights=query.weights
+        )
+        if mode == "dense":
+            result = answering.passage_baseline(query, hits, snap.data)
+        else:
+            result = answering.compose(query, vector, hits, snap.retriever)
+        out = result.to_dict()
+        if explain:
+            out["retrieved"] = [
+                {"chunk_id": h.passage.chunk_id, "score": round(h.score, 4), "text": h.passage.text}
+                for h in hits
+            ]
+        out["index_version"] = snap.data.build_id
+        out["took_ms"] = round((time.perf_counter() - began) * 1000, 1)
+        return out
+
+    # -- sources ------------------------------------------------------------------------------
+
+    def list_sources(self) -> list[dict[str, Any]]:
+        data = self.snapshot().data
+        chunks = {s["source"]: s["chunks"] for s in data.manifest["sources"]}
+        return [_source_record(doc, chunks.get(doc.source, 0)) for doc in data.documents.values()]
+
+    def get_source(self, source: str) -> dict[str, Any]:
+        data = self.snapshot().data
+        doc = data.documents.get(source)
+        if doc is None:
+            raise NotFound(f"no indexed source {source!r}; GET /api/sources lists them")
+        chunks = sum(1 for p in data.passages if p.source == source)
+        record = _source_record(doc, chunks)
+        record["text"] = doc.text
+        record["metadata"] = doc.metadata
+        record["pages"] = [{"page": n, "start": s} for n, s in doc.pages]
+        return record
+
+    def health(self) -> dict[str, Any]:
+        data = self.snapshot().data
+        return {
+            "status": "ok",
+            "index": {
+                "version": data.build_id,
+                "sources": len(data.documents),
+                "chunks": len(data.passages),
+                "model": data.model,
+            },
+        }
+
+
+def _source_record(doc: Document, chunks: int) -> dict[str, Any]:
+    meta = doc.metadata
+    return {
+        "source": doc.source,
+        "title": doc.title,
+        "author": meta.get("author") or meta.get("publisher"),
+        "date": _date(meta.get("date")),
+        "url": meta.get("url"),
+        "chunks": chunks,
+        "sha256": doc.sha256,
+    }
+
+
+def _date(value: Any) -> str | None:
+    if not value:
+        return None
+    text = str(value)
+    return text[:10] if len(text) >= 10 and text[4] == "-" and text[7] == "-" else text
+
+
+def _statuses(previous: dict[str, str], documents: list[Document]) -> list[tuple[str, str]]:
+    out = []
+    current = {d.source: d.sha256 for d in documents}
+    for source, digest in current.items():
+        if source not in previous:
+            out.append((source, "added"))
+        elif previous[source] != digest:
+            out.append((source, "changed"))
+        else:
+            out.append((source, "unchanged"))
+    out.extend((s, "removed") for s in previous if s not in current)
+    return out

@@ -1,0 +1,302 @@
+"""Source files → `Document`s: metadata and cleaned text.
+
+Cleaning removes what a reader would not call text (front matter, image links, markup, PDF
+line-break hyphenation, hard line wraps, page-break gaps) and keeps the rest. The cleaned text is
+what citation offsets point into, so it is stored with the index and served as is.
+This module knows nothing of chunks or vectors.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import re
+from collections import Counter
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import yaml
+
+from .errors import SourceError
+
+# Files that are never sources: editor leftovers, hidden files, sidecars.
+IGNORED_PREFIXES = (".", "~", "#")
+CLEANING_VERSION = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class Document:
+    source: str  # path relative to the sources folder, with forward slashes: the source id
+    title: str
+    metadata: dict[str, Any]  # author, publisher, date, url and whatever else the file gave
+    text: str  # cleaned text; citation offsets point into it
+    sha256: str  # of the file's bytes as read
+    pages: tuple[tuple[int, int], ...] = ()  # (page number, start offset) for paged formats
+
+    def page_at(self, offset: int) -> int | None:
+        """The page that `offset` of the cleaned text falls on, for paged formats."""
+        page = None
+        for number, start in self.pages:
+            if start > offset:
+                break
+            page = number
+        return page
+
+
+@dataclasses.dataclass(frozen=True)
+class Skipped:
+    source: str
+    reason: str
+
+
+# Readers by extension; the HTML and PDF readers are added by `readers.py` for issue-free import
+# of this module without those libraries.
+Reader = Callable[[Path, bytes], tuple[str, dict[str, Any], tuple[tuple[int, int], ...]]]
+
+
+def list_source_files(sources_dir: Path) -> list[Path]:
+    """Every candidate file below `sources_dir`, sorted, hidden files and folders left out."""
+    if not sources_dir.is_dir():
+        raise SourceError(
+            f"sources folder {sources_dir} does not exist: create it or set QA_SOURCES_DIR"
+        )
+    files = []
+    for path in sorted(sources_dir.rglob("*")):
+        rel = path.relative_to(sources_dir)
+        if any(part.startswith(IGNORED_PREFIXES) for part in rel.parts):
+            continue
+        if path.is_file():
+            files.append(path)
+    return files
+
+
+def source_id(sources_dir: Path, path: Path) -> str:
+    return path.relative_to(sources_dir).as_posix()
+
+
+def load_documents(sources_dir: Path) -> tuple[list[Document], list[Skipped]]:
+    """Read every source file; a file that cannot be read is skipped with its reason."""
+    documents, skipped = [], []
+    for path in list_source_files(sources_dir):
+        try:
+            documents.append(read_document(sources_dir, path))
+        except SourceError as exc:
+            skipped.append(Skipped(source_id(sources_dir, path), exc.message))
+    return documents, skipped
+
+
+def read_document(sources_dir: Path, path: Path) -> Document:
+    from .readers import READERS  # local: HTML and PDF libraries load only when needed
+
+    sid = source_id(sources_dir, path)
+    suffix = path.suffix.lower()
+    reader = READERS.get(suffix)
+    if reader is None:
+        raise SourceError(
+            f"{sid}: unsupported file type {suffix or '(none)'}; "
+            f"supported: {', '.join(sorted(READERS))}"
+        )
+    raw = path.read_bytes()
+    if not raw.strip():
+        raise SourceError(f"{sid}: the file is empty")
+    text, metadata, pages = reader(path, raw)
+    if len(re.findall(r"[A-Za-z]{2,}", text)) < 3:
+        raise SourceError(f"{sid}: no readable text found after cleaning")
+    title = str(metadata.get("title") or "").strip() or _title_from_text(text) or path.stem
+    metadata = {k: v for k, v in metadata.items() if k != "title" and v not in (None, "")}
+    return Document(
+        source=sid,
+        title=title,
+        metadata=metadata,
+        text=text,
+        sha256=hashlib.sha256(raw).hexdigest(),
+        pages=pages,
+    )
+
+
+def _title_from_text(text: str) -> str:
+    first = text.split("\n", 1)[0].strip()
+    return first if 0 < len(first) <= 150 else ""
+
+
+# ---------------------------------------------------------------------------------------------
+# Text decoding and front matter
+
+def decode_text(raw: bytes, name: str) -> str:
+    if b"\x00" in raw[:4096]:
+        raise SourceError(f"{name}: binary content (NUL bytes), not a text file")
+    for encoding in ("utf-8-sig", "cp1252"):
+        try:
+            text = raw.decode(encoding)
+            break
+        except UnicodeDecodeError:
+            continue
+    else:  # pragma: no cover - cp1252 only fails on a few undefined bytes
+        raise SourceError(f"{name}: not UTF-8 or Windows-1252 text")
+    controls = sum(1 for ch in text if ord(ch) < 32 and ch not in "\n\r\t\f")
+    if controls > max(8, len(text) // 100):
+        raise SourceError(f"{name}: binary content (control characters), not a text file")
+    return text
+
+
+_FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)", re.S)
+
+
+def split_front_matter(text: str, name: str) -> tuple[dict[str, Any], str]:
+    """A leading YAML block between `---` lines → (metadata, the rest)."""
+    match = _FRONT_MATTER.match(text)
+    if not match:
+        return {}, text
+    try:
+        # Keys written as "date  : ..." are valid YAML; commented keys drop out by themselves.
+        meta = yaml.safe_load(match.group(1)) or {}
+    except yaml.YAMLError as exc:
+        raise SourceError(f"{name}: the front matter is not valid YAML ({exc})") from None
+    if not isinstance(meta, dict):
+        raise SourceError(f"{name}: the front matter must be a mapping of key: value lines")
+    meta = {str(k).strip().lower(): _plain(v) for k, v in meta.items()}
+    return meta, text[match.end():]
+
+
+def _plain(value: Any) -> Any:
+    # YAML turns dates into datetime objects; the index stores JSON.
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return value
+
+
+# ---------------------------------------------------------------------------------------------
+# Cleaning
+
+_IMAGE = re.compile(r"!\[[^\]]*\]\([^)]*\)")
+_LINK = re.compile(r"\[([^\]]+)\]\([^)]*\)")
+_HTML_TAG = re.compile(r"</?[A-Za-z][^<>]*?/?>")
+_HEADING = re.compile(r"^\s{0,3}#{1,6}\s*")
+_QUOTE = re.compile(r"^\s{0,3}(?:>\s?)+")
+_EMPHASIS = re.compile(r"(\*\*|__)(.+?)\1|(?<![\w*])([*_])(?!\s)(.+?)(?<!\s)\3(?![\w*])", re.S)
+_BULLET = re.compile(r"^\s*(?:[•▲►▪■●◦‣]|[-*+](?=\s))\s*")
+_SPACES = re.compile(r"[ \t\u00a0]+")
+_SPACE_BEFORE_PUNCT = re.compile(r" +([.,;:!?)])")
+_SENTENCE_END = re.compile(r"[.!?:;”\"')\]]$")
+
+
+def clean_markdown(body: str) -> str:
+    """Markdown → plain text: images, links, tags, heading and emphasis marks removed."""
+    body = _IMAGE.sub("", body)
+    body = _LINK.sub(r"\1", body)
+    body = _HTML_TAG.sub("", body)
+    lines = []
+    for line in body.splitlines():
+        line = _QUOTE.sub("", line)
+        line = _HEADING.sub("", line)
+        lines.append(line)
+    body = "\n".join(lines)
+    for _ in range(2):  # nested emphasis such as __*x*__
+        body = _EMPHASIS.sub(lambda m: m.group(2) or m.group(4), body)
+    return clean_text(body)
+
+
+def clean_text(body: str, vocabulary: Iterable[str] | None = None) -> str:
+    """Plain text as extracted (often from a PDF) → paragraphs of running text.
+
+    Lines inside a paragraph are joined; a word broken at a line end ("Rus-\\nsia") is mended;
+    a blank line that falls inside a sentence (a page break) is closed up; headings and bullet
+    items stay paragraphs of their own. Paragraphs are separated by one blank line.
+    """
+    body = body.replace("\r\n", "\n").replace("\r", "\n").replace("\f", "\n\n")
+    lines = [_SPACES.sub(" ", line).strip() for line in body.split("\n")]
+    heads = _running_heads(lines)
+    lines = ["" if line in heads else line for line in lines]
+    words = Counter(w.lower() for w in re.findall(r"[A-Za-z]+(?:-[A-Za-z]+)*", body))
+    if vocabulary:
+        words.update(w.lower() for w in vocabulary)
+
+    paragraphs: list[list[str]] = []
+    blank_before = True
+    for line in lines:
+        if not line:
+            blank_before = True
+            continue
+        bullet = _BULLET.match(line)
+        if bullet:
+            line = line[bullet.end():]
+            if not line:
+                continue
+        current = paragraphs[-1] if paragraphs else None
+        starts_new = (
+            current is None
+            or bool(bullet)
+            or _is_heading(line)
+            or _is_heading(current[-1])
+            or (blank_before and not _continues(current[-1], line))
+        )
+        if starts_new:
+            paragraphs.append([line])
+        else:
+            current.append(line)
+        blank_before = False
+
+    cleaned = []
+    for para in paragraphs:
+        text = para[0]
+        for line in para[1:]:
+            text = _join(text, line, words)
+        text = _SPACE_BEFORE_PUNCT.sub(r"\1", text).strip()
+        if text:
+            cleaned.append(text)
+    return "\n\n".join(cleaned)
+
+
+def _is_heading(line: str) -> bool:
+    """An all-capitals line such as "CRISIS" or "KEY COOPERATIVE PROJECTS"."""
+    letters = [c for c in line if c.isalpha()]
+    return len(letters) >= 4 and all(c.isupper() for c in letters) and len(line) <= 80
+
+
+def _continues(previous: str, line: str) -> bool:
+    """After a blank line: does `line` carry on the sentence `previous` left open?"""
+    if _SENTENCE_END.search(previous):
+        return False
+    first = line[0]
+    return first.islower() or (previous.endswith("-") and first.isalnum())
+
+
+def _join(text: str, line: str, words: Counter[str]) -> str:
+    if text.endswith("-") and len(text) > 1 and text[-2].isalpha() and line[0].isalnum():
+        head = re.search(r"[A-Za-z]+-$", text)
+        head_word = head.group(0)[:-1] if head else ""
+        tail = re.match(r"[A-Za-z]+", line)
+        tail_word = tail.group(0) if tail else ""
+        if _keep_hyphen(head_word, tail_word, line[0], words):
+            return text + line
+        return text[:-1] + line
+    return text + " " + line
+
+
+def _keep_hyphen(head: str, tail: str, first: str, words: Counter[str]) -> bool:
+    """Is the hyphen at a line end part of the word ("Su-\\n27SK", "Military-\\nTechnical")?
+
+    A digit or a capital after it keeps it (designations, compounds of names). Otherwise the
+    text itself decides: the hyphenated form seen elsewhere keeps it, the joined word seen
+    elsewhere drops it, and by default it is a syllable break and goes.
+    """
+    if first.isdigit() or first.isupper():
+        return True
+    if not head or not tail:
+        return False
+    hyphenated = f"{head}-{tail}".lower()
+    joined = f"{head}{tail}".lower()
+    if words[joined] > 0:
+        return False
+    if words[hyphenated] > 0:
+        return True
+    # Two whole words on either side ("long-\nrange") make a compound, not a syllable break.
+    return min(len(head), len(tail)) >= 3 and words[head.lower()] > 0 and words[tail.lower()] > 0
+
+
+def _running_heads(lines: list[str]) -> set[str]:
+    """Short lines repeated on three or more pages (running heads/feet) and bare page numbers."""
+    counts = Counter(line for line in lines if line and len(line) <= 60)
+    heads = {line for line, n in counts.items() if n >= 3 and not line.endswith((".", "?", "!"))}
+    heads.update(line for line in counts if re.fullmatch(r"(?:page\s*)?\d{1,4}", line, re.I))
+    return heads

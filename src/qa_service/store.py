@@ -1,0 +1,369 @@
+"""Everything under the index folder: versioned builds, an atomic commit point, loading.
+
+On disk (format version 1)::
+
+    index/
+      CURRENT                 the id of the build in service (replaced atomically)
+      .lock                   held (flock) by the one build that may run at a time
+      builds/<build-id>/
+        manifest.json         format version, model, chunking, sources with sha256, files' sha256
+        documents.json        each source's metadata and cleaned text (what offsets point into)
+        passages.json         passages: source, offsets, sentence offsets, content hash
+        passages.npy          passage vectors (float32, normalized), row i = passage i
+        sentences.npy         sentence vectors, in the order passages list their sentences
+        dense.faiss           FAISS inner-product index over passages.npy
+
+A build is written to `builds/.tmp-<id>/`, renamed to `builds/<id>/`, then committed by
+replacing CURRENT. Readers only ever follow CURRENT, so they never see a half-written build.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import secrets
+import shutil
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from .chunking import Passage, Span
+from .errors import BuildRunning, IndexFormatError, IndexNotReady
+from .sources import Document
+
+FORMAT_VERSION = 1
+_FILES = ("documents.json", "passages.json", "passages.npy", "sentences.npy", "dense.faiss")
+
+
+@dataclasses.dataclass
+class IndexData:
+    """One loaded build: read-only once made, so requests can share it across threads."""
+
+    build_id: str
+    manifest: dict[str, Any]
+    documents: dict[str, Document]
+    passages: list[Passage]
+    passage_vectors: np.ndarray
+    sentence_vectors: np.ndarray  # row per (passage, sentence) in passage order
+    sentence_rows: list[list[int]]  # passage i → rows of sentence_vectors
+    faiss_index: Any
+
+    @property
+    def model(self) -> str:
+        return self.manifest["model"]["name"]
+
+
+def new_build_id(now: dt.datetime | None = None) -> str:
+    now = now or dt.datetime.now(dt.timezone.utc)
+    return now.strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(2)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class IndexStore:
+    def __init__(self, index_dir: Path) -> None:
+        self.index_dir = Path(index_dir)
+        self.builds_dir = self.index_dir / "builds"
+        self.pointer = self.index_dir / "CURRENT"
+
+    # -- the commit point ---------------------------------------------------------------------
+
+    def current_build_id(self) -> str | None:
+        try:
+            build_id = self.pointer.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            return None
+        return build_id or None
+
+    def pointer_stamp(self) -> tuple[int, int, int] | None:
+        """Changes whenever CURRENT is replaced: a cheap check for a newer build."""
+        try:
+            st = os.stat(self.pointer)
+        except FileNotFoundError:
+            return None
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    @contextlib.contextmanager
+    def build_lock(self) -> Iterator[None]:
+        """One build at a time, across processes; a killed build's lock goes with it."""
+        self.index_dir.mkdir(parents=True, exist_ok=True)
+        handle = open(self.index_dir / ".lock", "a+")
+        try:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                if exc.errno in (errno.EAGAIN, errno.EACCES):
+                    raise BuildRunning(
+                        f"another build of {self.index_dir} is running; wait for it to finish "
+                        "and try again"
+                    ) from None
+                raise
+            yield
+        finally:
+            handle.close()
+
+    # -- writing ------------------------------------------------------------------------------
+
+    def write_build(
+        self,
+        manifest: dict[str, Any],
+        documents: list[Document],
+        passages: list[Passage],
+        passage_vectors: np.ndarray,
+        sentence_vectors: np.ndarray,
+    ) -> str:
+        """Write a complete build and make it current. Call under `build_lock()`."""
+        import faiss
+
+        build_id = manifest["build_id"]
+        self.builds_dir.mkdir(parents=True, exist_ok=True)
+        self._remove_temporaries()
+        tmp = self.builds_dir / f".tmp-{build_id}"
+        tmp.mkdir()
+        try:
+            _write_json(tmp / "documents.json", [_document_record(d) for d in documents])
+            _write_json(tmp / "passages.json", [_passage_record(p) for p in passages])
+            np.save(tmp / "passages.npy", passage_vectors.astype(np.float32))
+            np.save(tmp / "sentences.npy", sentence_vectors.astype(np.float32))
+            index = faiss.IndexFlatIP(passage_vectors.shape[1])
+            if len(passage_vectors):
+                index.add(passage_vectors.astype(np.float32))
+            faiss.write_index(index, str(tmp / "dense.faiss"))
+            manifest = dict(manifest, files={name: sha256_file(tmp / name) for name in _FILES})
+            _write_json(tmp / "manifest.json", manifest)
+            _fsync_dir(tmp)
+            os.rename(tmp, self.builds_dir / build_id)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        _atomic_write_text(self.pointer, build_id + "\n")
+        return build_id
+
+    def prune(self, keep: int) -> list[str]:
+        """Remove all but the newest `keep` builds; the current one is never removed."""
+        current = self.current_build_id()
+        builds = sorted(
+            (p for p in self.builds_dir.glob("*") if p.is_dir() and not p.name.startswith(".")),
+            key=lambda p: p.name,
+            reverse=True,
+        )
+        kept = {current} | {p.name for p in builds[:keep]}
+        removed = []
+        for path in builds:
+            if path.name not in kept:
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path.name)
+        return removed
+
+    def _remove_temporaries(self) -> None:
+        # Left by a build that was killed half-way; only reached under the build lock.
+        for path in self.builds_dir.glob(".tmp-*"):
+            shutil.rmtree(path, ignore_errors=True)
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def read_manifest(self, build_id: str | None = None) -> dict[str, Any]:
+        build_id = build_id or self.current_build_id()
+        if build_id is None:
+            raise IndexNotReady(
+                f"no index has been built in {self.index_dir}: run `qa-service build` "
+                "(or POST /api/index/rebuild)"
+            )
+        path = self.builds_dir / build_id / "manifest.json"
+        try:
+            manifest = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise IndexNotReady(
+                f"{self.pointer} names build {build_id}, which is missing: "
+                "run `qa-service build` to make a new one"
+            ) from None
+        except json.JSONDecodeError as exc:
+            raise IndexFormatError(
+                f"{path} is not valid JSON ({exc}): run `qa-service build` to rebuild"
+            ) from None
+        return manifest
+
+    def load(self, expected_model: str) -> IndexData:
+        """Load the current build, refusing one of another format version or model."""
+        import faiss
+
+        build_id = self.current_build_id()
+        manifest = self.read_manifest(build_id)
+        assert build_id is not None
+        check_manifest(manifest, expected_model, self.index_dir)
+        folder = self.builds_dir / build_id
+        for name, digest in manifest.get("files", {}).items():
+            if sha256_file(folder / name) != digest:
+                raise IndexFormatError(
+                    f"{folder / name} does not match its manifest (damaged or edited): "
+                    "run `qa-service build` to rebuild"
+                )
+        documents = [
+            _document_from_record(r) for r in _read_json(folder / "documents.json")
+        ]
+        texts = {d.source: d.text for d in documents}
+        passages = [
+            _passage_from_record(r, texts[r["source"]])
+            for r in _read_json(folder / "passages.json")
+        ]
+        passage_vectors = np.load(folder / "passages.npy")
+        sentence_vectors = np.load(folder / "sentences.npy")
+        rows, row = [], 0
+        for passage in passages:
+            rows.append(list(range(row, row + len(passage.sentences))))
+            row += len(passage.sentences)
+        if row != len(sentence_vectors) or len(passages) != len(passage_vectors):
+            raise IndexFormatError(
+                f"{folder}: vectors and passages disagree in number: run `qa-service build`"
+            )
+        return IndexData(
+            build_id=build_id,
+            manifest=manifest,
+            documents={d.source: d for d in documents},
+            passages=passages,
+            passage_vectors=passage_vectors,
+            sentence_vectors=sentence_vectors,
+            sentence_rows=rows,
+            faiss_index=faiss.read_index(str(folder / "dense.faiss")),
+        )
+
+
+def check_manifest(manifest: dict[str, Any], expected_model: str, where: Path) -> None:
+    version = manifest.get("format_version")
+    if version != FORMAT_VERSION:
+        raise IndexFormatError(
+            f"the index in {where} has format version {version}, this service reads version "
+            f"{FORMAT_VERSION}: run `qa-service build` to rebuild it"
+        )
+    built_with = manifest.get("model", {}).get("name")
+    if built_with != expected_model:
+        raise IndexFormatError(
+            f"the index in {where} was built with model {built_with!r} but QA_MODEL is "
+            f"{expected_model!r}: run `qa-service build` to rebuild it with this model, or set "
+            "QA_MODEL to the index's model"
+        )
+
+
+# -- records ----------------------------------------------------------------------------------
+
+def _document_record(doc: Document) -> dict[str, Any]:
+    return {
+        "source": doc.source,
+        "title": doc.title,
+        "metadata": doc.metadata,
+        "sha256": doc.sha256,
+        "pages": [list(p) for p in doc.pages],
+        "text": doc.text,
+    }
+
+
+def _document_from_record(r: dict[str, Any]) -> Document:
+    return Document(
+        source=r["source"],
+        title=r["title"],
+        metadata=r["metadata"],
+        text=r["text"],
+        sha256=r["sha256"],
+        pages=tuple((int(a), int(b)) for a, b in r.get("pages", [])),
+    )
+
+
+def _passage_record(p: Passage) -> dict[str, Any]:
+    return {
+        "chunk_id": p.chunk_id,
+        "source": p.source,
+        "start": p.start,
+        "end": p.end,
+        "sentences": [[s.start, s.end] for s in p.sentences],
+        "content_hash": p.content_hash,
+        "sentence_hashes": [sentence_hash(p.text, p.start, s) for s in p.sentences],
+    }
+
+
+def sentence_hash(passage_text: str, passage_start: int, span: Span) -> str:
+    text = passage_text[span.start - passage_start:span.end - passage_start]
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def previous_vectors(store: IndexStore, model: str) -> dict[str, np.ndarray]:
+    """content hash → vector from the current build, when it was made with `model`.
+
+    Lets a rebuild embed only what changed. Anything unreadable just means nothing is reused.
+    """
+    try:
+        manifest = store.read_manifest()
+        check_manifest(manifest, model, store.index_dir)
+        folder = store.builds_dir / manifest["build_id"]
+        records = _read_json(folder / "passages.json")
+        passage_vectors = np.load(folder / "passages.npy")
+        sentence_vectors = np.load(folder / "sentences.npy")
+    except (IndexNotReady, OSError, ValueError, KeyError):
+        return {}
+    cache: dict[str, np.ndarray] = {}
+    row = 0
+    for i, record in enumerate(records):
+        cache[record["content_hash"]] = passage_vectors[i]
+        for digest in record.get("sentence_hashes", []):
+            cache[digest] = sentence_vectors[row]
+            row += 1
+    return cache
+
+
+def _passage_from_record(r: dict[str, Any], document_text: str) -> Passage:
+    # The passage text is not stored twice: it is cut from the document on load.
+    return Passage(
+        chunk_id=r["chunk_id"],
+        source=r["source"],
+        start=r["start"],
+        end=r["end"],
+        text=document_text[r["start"]:r["end"]],
+        sentences=tuple(Span(a, b) for a, b in r["sentences"]),
+    )
+
+
+# -- files ------------------------------------------------------------------------------------
+
+def _write_json(path: Path, data: Any) -> None:
+    with path.open("w", encoding="utf-8") as handle:
+        json.dump(data, handle, ensure_ascii=False, indent=1)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _read_json(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    """Write beside the target and `os.replace` it: a failed write never replaces it."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with tmp.open("w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
