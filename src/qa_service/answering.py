@@ -37,6 +37,7 @@ class Query:
     weights: dict[str, float]  # term → weight; the question's own terms weigh most
     own_terms: tuple[str, ...]
     followup: bool
+    previous_answer: str = ""  # normalised, for a follow-up: what the user has already read
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,13 +85,15 @@ class Candidate:
     passage_rank: int
     hit: Hit
     sentence: int  # index within the passage
-    start: int  # document offsets
+    start: int  # document offsets; moved back when the sentence needs the one before it
     end: int
     text: str
     dense: float = 0.0
     coverage: float = 0.0
     typed: float = 0.0
     score: float = 0.0
+    best_span: extract.Span | None = None
+    byline: bool = False  # the sentence names its document's author
 
 
 def resolve_query(question: str, history: Sequence[dict[str, str]]) -> Query:
@@ -108,10 +111,28 @@ def resolve_query(question: str, history: Sequence[dict[str, str]]) -> Query:
     last = history[-1]
     earlier_q = str(last.get("question", ""))
     earlier_a = _MARKER.sub("", str(last.get("answer", "")))[:300]
+    # "he"/"she" stands for the person the last answer named: ask about that person by name.
+    person = _person_in(earlier_a) if re.search(r"\b(?:he|she|him|his|her)\b", question, re.I) else None
+    if person:
+        question_text = re.sub(r"\b(?:he|she|him|his|her)\b", person, question, count=1,
+                               flags=re.I)
+        for term in tokens(person):
+            weights[term] = 1.0
+    else:
+        question_text = question
     for term in tokens(earlier_q) + tokens(earlier_a):
         weights.setdefault(term, 0.35)
-    text = f"{question} {earlier_q} {earlier_a}".strip()
-    return Query(question, text, weights, tuple(own), True)
+    text = f"{question_text} {earlier_q} {earlier_a}".strip()
+    return Query(question, text, weights, tuple(own), True, normalise(earlier_a))
+
+
+def _person_in(text: str) -> str | None:
+    people = extract.spans(extract.PERSON, text)
+    return people[0].text if people else None
+
+
+_AUTHORSHIP = re.compile(r"\bwho (?:wrote|authored|is the author|was the author|published)\b|"
+                         r"\bauthor of\b|\bwritten by\b", re.I)
 
 
 def compose(
@@ -119,41 +140,58 @@ def compose(
     query_vector: np.ndarray,
     hits: Sequence[Hit],
     retriever: Retriever,
+    own_vector: np.ndarray | None = None,
 ) -> Answer:
-    """Pick the sentences that answer `query` from `hits` and cite them."""
+    """Pick the sentences that answer `query` from `hits` and cite them.
+
+    `own_vector` is the embedding of a follow-up's own words, `query_vector` that of the
+    question with the earlier turn folded in; sentences are compared with both.
+    """
     data = retriever.data
     kind = extract.question_kind(query.question)
+    period = extract.wants_period(query.question)
     candidates = _candidates(hits, data, retriever)
+    byline = _AUTHORSHIP.search(query.question) is not None
+    if byline:
+        bylines = _byline_candidates(hits, data)
+        taken = {(c.hit.passage.source, c.start) for c in bylines}
+        candidates = bylines + [
+            c for c in candidates if (c.hit.passage.source, c.start) not in taken
+        ]
+    unknown = _unknown_terms(query, retriever)
     if not candidates:
-        return _not_answered(query, [], 0.0, _unknown_terms(query, retriever), hits, data)
+        return _not_answered(query, [], 0.0, unknown, hits, data)
     idf = retriever.bm25.idf
     norm_question = normalise(query.question)
     for cand in candidates:
         row = data.sentence_rows[cand.hit.index][cand.sentence]
-        cand.dense = float(np.dot(data.sentence_vectors[row], query_vector))
+        vector = data.sentence_vectors[row]
+        cand.dense = float(np.dot(vector, query_vector))
+        if own_vector is not None:
+            cand.dense = 0.5 * cand.dense + 0.5 * float(np.dot(vector, own_vector))
+        if cand.byline:
+            cand.typed = 2.0  # the document's own author, named in its text
+        else:
+            cand.best_span, cand.typed = _typed(kind, cand.text, norm_question, period)
+            _lean_on_previous(cand, data, kind, norm_question, period)
         cand.coverage = _coverage(query.weights, idf, set(tokens(cand.text)))
-        cand.typed = _typed(kind, cand.text, norm_question)
         fragment = 0.15 if len(re.findall(r"\b[a-z]{3,}\b", cand.text)) < 3 else 0.0
+        repeated = 0.1 if query.previous_answer and normalise(cand.text) in query.previous_answer else 0.0
         cand.score = (
             0.45 * cand.dense
             + 0.40 * cand.coverage
-            + 0.20 * cand.typed
+            + 0.25 * cand.typed
             + 0.05 / cand.passage_rank
             - fragment
+            - repeated
         )
     candidates.sort(key=lambda c: -c.score)
     best = candidates[0]
-    unknown = _unknown_terms(query, retriever)
-    confidence = _confidence(best, kind, query, unknown, idf)
+    confidence = _confidence(best, kind, query, unknown)
     if confidence < ANSWERABLE_THRESHOLD:
         return _not_answered(query, candidates, confidence, unknown, hits, data)
-    chosen = _choose(candidates, query, idf)
-    short = _short_answer(kind, chosen[0], query) if kind != extract.OTHER else None
-    if short is None and kind != extract.OTHER:
-        for extra in chosen[1:]:
-            short = _short_answer(kind, extra, query)
-            if short:
-                break
+    chosen = _choose(candidates, query, kind)
+    short = _short_answer(kind, chosen, query, period)
     citations, parts = [], []
     for n, cand in enumerate(chosen, start=1):
         citations.append(_citation(n, cand, data))
@@ -184,6 +222,39 @@ def _candidates(hits: Sequence[Hit], data: Any, retriever: Retriever) -> list[Ca
     return out
 
 
+def _byline_candidates(hits: Sequence[Hit], data: Any) -> list[Candidate]:
+    """For "who wrote ...": the first sentence of each retrieved document naming its author."""
+    out: list[Candidate] = []
+    seen: set[str] = set()
+    for hit in hits:
+        source = hit.passage.source
+        doc = data.documents[source]
+        author = str(doc.metadata.get("author") or "")
+        if source in seen or not author:
+            continue
+        seen.add(source)
+        at = doc.text.lower().find(author.lower())
+        if at < 0:
+            continue
+        for i, passage in enumerate(data.passages):
+            if passage.source != source or not passage.start <= at < passage.end:
+                continue
+            for j, span in enumerate(passage.sentences):
+                if span.start <= at < span.end:
+                    own_hit = Hit(i, passage, hit.score, hit.dense, hit.lexical, hit.rank)
+                    name = doc.text[at:at + len(author)]
+                    out.append(Candidate(
+                        hit.rank, own_hit, j, span.start, span.end,
+                        doc.text[span.start:span.end],
+                        best_span=extract.Span(extract.PERSON, at - span.start,
+                                               at - span.start + len(name), name),
+                        byline=True,
+                    ))
+                    break
+            break
+    return out
+
+
 def _coverage(weights: dict[str, float], idf: dict[str, float], present: set[str]) -> float:
     total = sum(w * idf.get(t, 1.0) for t, w in weights.items() if t not in QUESTION_WORDS)
     if not total:
@@ -192,13 +263,46 @@ def _coverage(weights: dict[str, float], idf: dict[str, float], present: set[str
     return got / total
 
 
-def _typed(kind: str, sentence: str, norm_question: str) -> float:
+def _typed(
+    kind: str, sentence: str, norm_question: str, period: bool
+) -> tuple[extract.Span | None, float]:
+    """The most precise span of the asked-for kind that the question does not already name."""
     if kind == extract.OTHER:
-        return 0.0
+        return None, 0.0
+    best, value = None, 0.0
     for span in extract.spans(kind, sentence):
-        if normalise(span.text) and normalise(span.text) not in norm_question:
-            return 1.0
-    return 0.0
+        norm = normalise(span.text)
+        if norm and norm not in norm_question:
+            score = extract.specificity(span, period)
+            if score > value:
+                best, value = span, score
+    return best, value
+
+
+_LEANS_BACK = re.compile(r"(?:It|Its|This|These|They|Their|He|His|She|Her|That|Those)\b")
+
+
+def _lean_on_previous(
+    cand: Candidate, data: Any, kind: str, norm_question: str, period: bool
+) -> None:
+    """Take in the sentence before when this one needs it: "It included ..." says nothing
+    alone, and a dated heading often sits just before the sentence that matches the question."""
+    if cand.sentence == 0:
+        return
+    previous = cand.hit.passage.sentences[cand.sentence - 1]
+    doc_text = data.documents[cand.hit.passage.source].text
+    if "\n" in doc_text[previous.end:cand.start]:
+        return  # another paragraph
+    before = doc_text[previous.start:previous.end]
+    span, typed = _typed(kind, before, norm_question, period)
+    needs_context = _LEANS_BACK.match(cand.text) is not None
+    gains_type = typed > cand.typed + 0.3
+    if not (needs_context or gains_type):
+        return
+    if gains_type:
+        cand.best_span, cand.typed = span, 0.8 * typed
+    cand.start = previous.start
+    cand.text = doc_text[cand.start:cand.end]
 
 
 def _unknown_terms(query: Query, retriever: Retriever) -> list[str]:
@@ -206,11 +310,25 @@ def _unknown_terms(query: Query, retriever: Retriever) -> list[str]:
     return [t for t in query.own_terms if t not in QUESTION_WORDS and t not in retriever.vocabulary]
 
 
-def _confidence(
-    best: Candidate, kind: str, query: Query, unknown: list[str], idf: dict[str, float]
-) -> float:
+def _named(question: str) -> set[str]:
+    """Terms of the question written as names: capitalised (not first word) or with digits."""
+    words = re.findall(r"[A-Za-z0-9]+(?:[-.][A-Za-z0-9]+)*", question)
+    out = set()
+    for i, word in enumerate(words):
+        if (i > 0 and word[0].isupper()) or any(ch.isdigit() for ch in word):
+            out.update(tokens(word))
+    return out
+
+
+def _confidence(best: Candidate, kind: str, query: Query, unknown: list[str]) -> float:
+    """A logistic score of how likely the best sentence answers the question.
+
+    An unknown name ("Japan", "F-35") weighs far more than an unknown common word ("work").
+    """
     own = [t for t in query.own_terms if t not in QUESTION_WORDS]
-    unknown_share = len(unknown) / len(own) if own else 0.0
+    named = _named(query.question)
+    missing = sum(1.0 if t in named else 0.3 for t in unknown)
+    unknown_share = min(1.0, missing / len(own)) if own else 0.0
     z = (
         7.0 * (best.dense - 0.35)
         + 3.0 * (best.coverage - 0.35)
@@ -220,24 +338,57 @@ def _confidence(
     return 1.0 / (1.0 + math.exp(-z))
 
 
-def _choose(candidates: list[Candidate], query: Query, idf: dict[str, float]) -> list[Candidate]:
-    """The best sentence, plus up to two close runners-up that add the question's terms."""
-    chosen = [candidates[0]]
-    covered = set(tokens(candidates[0].text))
+def _choose(candidates: list[Candidate], query: Query, kind: str) -> list[Candidate]:
+    """The best sentence, plus up to two runners-up that add to it.
+
+    A runner-up is taken when it is close and brings the question's terms the first lacks, or
+    when another source states the asked-for fact more precisely ("October 2, 1949" beside
+    "October 1949"): the reader then sees both and both are cited.
+    """
+    first = candidates[0]
+    chosen = [first]
+    covered = set(tokens(first.text))
     for cand in candidates[1:]:
-        if len(chosen) == MAX_ANSWER_SENTENCES:
+        if len(chosen) == MAX_ANSWER_SENTENCES or cand.score < 0.7 * first.score:
             break
-        if cand.score < 0.85 * chosen[0].score:
-            break
-        new_terms = {t for t in tokens(cand.text) if t in query.weights} - covered
-        if not new_terms or sum(len(c.text) for c in chosen) + len(cand.text) > 600:
+        if any(c.start < cand.end and cand.start < c.end and c.hit.passage.source
+               == cand.hit.passage.source for c in chosen):
+            continue  # overlaps a sentence already chosen
+        if sum(len(c.text) for c in chosen) + len(cand.text) > 700:
             continue
-        chosen.append(cand)
-        covered |= set(tokens(cand.text))
+        new_terms = {t for t in tokens(cand.text) if t in query.weights} - covered
+        close = cand.score >= 0.85 * first.score and bool(new_terms)
+        sharper = (
+            first.best_span is not None
+            and cand.best_span is not None
+            and cand.hit.passage.source != first.hit.passage.source
+            and extract.refines(cand.best_span.text, first.best_span.text)
+        )
+        if close or sharper:
+            chosen.append(cand)
+            covered |= set(tokens(cand.text))
     return chosen
 
 
-def _short_answer(kind: str, cand: Candidate, query: Query) -> str | None:
+def _short_answer(
+    kind: str, chosen: list[Candidate], query: Query, period: bool
+) -> str | None:
+    """The asked-for span of the first sentence, or a more precise statement of it."""
+    if kind == extract.OTHER:
+        return None
+    short = None
+    for cand in chosen:
+        if cand.byline and cand.best_span is not None:
+            return cand.best_span.text
+        found = _span_near_terms(kind, cand, query, period)
+        if found is None:
+            continue
+        if short is None or extract.refines(found, short):
+            short = found
+    return short
+
+
+def _span_near_terms(kind: str, cand: Candidate, query: Query, period: bool) -> str | None:
     """The span of the asked-for kind nearest the question's terms in the sentence."""
     norm_question = normalise(query.question)
     options = [
@@ -246,6 +397,8 @@ def _short_answer(kind: str, cand: Candidate, query: Query) -> str | None:
     ]
     if not options:
         return None
+    top = max(extract.specificity(s, period) for s in options)
+    options = [s for s in options if extract.specificity(s, period) == top]
     lowered = cand.text.lower()
     anchors = []
     for term in query.own_terms:

@@ -224,3 +224,41 @@ def _names(text: str) -> list[Span]:
             continue
         out.append(Span(NAME, m.start(), m.start() + len(value), value))
     return out
+
+
+_PERIOD_QUESTION = re.compile(
+    r"\b(?:period|how long|which years|what years|between which|from when|span)\b", re.I
+)
+
+
+def wants_period(question: str) -> bool:
+    return _PERIOD_QUESTION.search(question) is not None
+
+
+def specificity(span: Span, period: bool = False) -> float:
+    """How precisely a span answers: a full date beats a month, a month a year, a year a decade.
+
+    For a question about a period, a range is the precise answer.
+    """
+    if span.kind != DATE:
+        return 1.0
+    text = span.text
+    is_range = re.search(r"\d\s*[–—-]\s*(?:[A-Z]|\d)", text) is not None
+    if period:
+        return 1.0 if is_range else 0.6
+    if re.search(r"\d{1,2},?\s+\d{4}", text) and re.match(_MONTH, text):
+        return 1.0
+    if re.match(_MONTH, text):
+        return 0.9
+    if is_range:
+        return 0.9
+    if re.fullmatch(r"\d{4}", text):
+        return 0.8
+    return 0.5
+
+
+def refines(precise: str, rough: str) -> bool:
+    """Does `precise` say all `rough` says, and more ("October 2, 1949" ⊃ "October 1949")?"""
+    a = set(re.findall(r"[a-z0-9]+", precise.lower()))
+    b = set(re.findall(r"[a-z0-9]+", rough.lower()))
+    return b < a

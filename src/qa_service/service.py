@@ -260,7 +260,8 @@ class QAService:
         if mode == "dense":
             result = answering.passage_baseline(query, hits, snap.data)
         else:
-            result = answering.compose(query, vector, hits, snap.retriever)
+            own = self.embedder.embed_query(question) if query.followup else None
+            result = answering.compose(query, vector, hits, snap.retriever, own_vector=own)
         out = result.to_dict()
         if explain:
             out["retrieved"] = [

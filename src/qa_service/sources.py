@@ -207,7 +207,10 @@ def clean_text(body: str, vocabulary: Iterable[str] | None = None) -> str:
     lines = [_SPACES.sub(" ", line).strip() for line in body.split("\n")]
     heads = _running_heads(lines)
     lines = ["" if line in heads else line for line in lines]
-    words = Counter(w.lower() for w in re.findall(r"[A-Za-z]+(?:-[A-Za-z]+)*", body))
+    # Words as the text spells them elsewhere; the halves of words broken at a line end are
+    # left out, or "Cen-\ntre" would count "cen" and "tre" as words.
+    unbroken = re.sub(r"[A-Za-z]+-\n[A-Za-z]+", " ", body)
+    words = Counter(w.lower() for w in re.findall(r"[A-Za-z]+(?:-[A-Za-z]+)*", unbroken))
     if vocabulary:
         words.update(w.lower() for w in vocabulary)
 

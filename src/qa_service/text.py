@@ -29,6 +29,9 @@ def tokens(text: str) -> list[str]:
     out = []
     for raw in _TOKEN.findall(text.replace("/", " ")):
         word = raw.lower().replace("’", "'")
+        if re.fullmatch(r"\d{2,4}-\d{2,4}", word):  # a range of years: 1992-2004
+            out.extend(word.split("-"))
+            continue
         if any(ch.isdigit() for ch in word):
             # Keep the decimal point of 2.5, drop the separators of 10,000 and Su-27.
             word = re.sub(r"(?<=\d),(?=\d{3})", "", word)
@@ -42,11 +45,18 @@ def tokens(text: str) -> list[str]:
 
 
 def stem(word: str) -> str:
-    """Plural and possessive endings only: enough for "fighters" ~ "fighter"."""
-    if len(word) > 4 and word.endswith("ies"):
+    """A light suffix stripper: "fighters" ~ "fighter", "started" ~ "start",
+    "upgrading" ~ "upgraded" ~ "upgrade". Crude on purpose: both sides are stemmed alike."""
+    if len(word) > 4 and word.endswith(("ies", "ied")):
         return word[:-3] + "y"
-    if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
-        return word[:-1]
+    if len(word) > 5 and word.endswith("ing"):
+        word = word[:-3]
+    elif len(word) > 5 and word.endswith("ed"):
+        word = word[:-2]
+    elif len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        word = word[:-1]
+    if len(word) > 4 and word.endswith("e"):
+        word = word[:-1]
     return word
 
 
