@@ -10,7 +10,8 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -23,6 +24,7 @@ _ANAPHORA = frozenset(
     "same latter former".split()
 )
 _MARKER = re.compile(r"\s*\[\d+\]")
+_WORD_SPAN = re.compile(r"[A-Za-z0-9]+(?:[-.,'’/][A-Za-z0-9]+)*")
 MAX_ANSWER_SENTENCES = 3
 # Confidence at or above which a question counts as answered; calibrated with `qa-service eval`.
 ANSWERABLE_THRESHOLD = 0.5
@@ -191,7 +193,7 @@ def compose(
     if confidence < ANSWERABLE_THRESHOLD:
         return _not_answered(query, candidates, confidence, unknown, hits, data)
     chosen = _choose(candidates, query, kind)
-    short = _short_answer(kind, chosen, query, period)
+    short = _short_answer(kind, chosen, query, period, idf)
     citations, parts = [], []
     for n, cand in enumerate(chosen, start=1):
         citations.append(_citation(n, cand, data))
@@ -371,7 +373,7 @@ def _choose(candidates: list[Candidate], query: Query, kind: str) -> list[Candid
 
 
 def _short_answer(
-    kind: str, chosen: list[Candidate], query: Query, period: bool
+    kind: str, chosen: list[Candidate], query: Query, period: bool, idf: dict[str, float]
 ) -> str | None:
     """The asked-for span of the first sentence, or a more precise statement of it."""
     if kind == extract.OTHER:
@@ -380,7 +382,7 @@ def _short_answer(
     for cand in chosen:
         if cand.byline and cand.best_span is not None:
             return cand.best_span.text
-        found = _span_near_terms(kind, cand, query, period)
+        found = _span_near_terms(kind, cand, query, period, idf)
         if found is None:
             continue
         if short is None or extract.refines(found, short):
@@ -388,8 +390,14 @@ def _short_answer(
     return short
 
 
-def _span_near_terms(kind: str, cand: Candidate, query: Query, period: bool) -> str | None:
-    """The span of the asked-for kind nearest the question's terms in the sentence."""
+def _span_near_terms(
+    kind: str, cand: Candidate, query: Query, period: bool, idf: dict[str, float]
+) -> str | None:
+    """The span of the asked-for kind nearest the question's rarest term in the sentence.
+
+    "Which engine does the J-10 use?" over "J-11B (AL-31F engines), J-10 (AL-31FN)": the
+    rare "J-10" anchors, not the common "engine"; a span just after its anchor is preferred.
+    """
     norm_question = normalise(query.question)
     options = [
         s for s in extract.spans(kind, cand.text)
@@ -399,13 +407,15 @@ def _span_near_terms(kind: str, cand: Candidate, query: Query, period: bool) -> 
         return None
     top = max(extract.specificity(s, period) for s in options)
     options = [s for s in options if extract.specificity(s, period) == top]
-    lowered = cand.text.lower()
-    anchors = []
-    for term in query.own_terms:
-        if term in QUESTION_WORDS:
-            continue
-        for m in re.finditer(re.escape(term[:6]), lowered):
-            anchors.append(m.start())
+    wanted = {t for t in query.own_terms if t not in QUESTION_WORDS}
+    anchors: list[tuple[float, int, int]] = []  # (weight, start, end)
+    for m in _WORD_SPAN.finditer(cand.text):
+        for term in tokens(m.group(0)):
+            if term in wanted:
+                anchors.append((idf.get(term, 1.0), m.start(), m.end()))
+    if anchors:
+        rarest = max(w for w, _, _ in anchors)
+        anchors = [a for a in anchors if a[0] >= 0.8 * rarest]
 
     def distance(span: extract.Span) -> float:
         penalty = 0.0
@@ -414,7 +424,8 @@ def _span_near_terms(kind: str, cand: Candidate, query: Query, period: bool) -> 
         if not anchors:
             return penalty + span.start
         return penalty + min(
-            min(abs(a - span.start), abs(a - span.end)) for a in anchors
+            span.start - end if span.start >= end else 1.5 * max(0, start - span.end)
+            for _, start, end in anchors
         )
 
     return min(options, key=distance).text

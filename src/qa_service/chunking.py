@@ -18,6 +18,7 @@ _ABBREVIATIONS = frozenset(
     lt maj capt gov sen rep inc ltd co corp dept approx est jan feb mar apr jun jul aug sep sept oct
     nov dec u.s u.k u.n u.s.s.r ph.d""".split()
 )
+_CONNECTORS = frozenset("of for and the a an on in at to with from by vs".split())
 _BOUNDARY = re.compile(r"[.!?…]+[\"”’')\]]*(?=\s)")
 _WORD = re.compile(r"\S+")
 _PARAGRAPH = re.compile(r"[^\n]+(?:\n(?!\n)[^\n]+)*")
@@ -115,8 +116,12 @@ def _is_fragment(sentence: str) -> bool:
         return True
     if len(words) >= 14:
         return False
-    titled = sum(1 for w in words if w.lstrip("“\"'(")[:1].isupper() or w[:1].isdigit())
-    return titled / len(words) >= 0.6
+    # A title: every word is capitalised, a number, or a small connecting word.
+    return all(
+        w.lstrip("“\"'(")[:1].isupper() or w[:1].isdigit() or w.strip(",.") in _CONNECTORS
+        or not w[:1].isalnum()
+        for w in words
+    )
 
 
 def make_passages(

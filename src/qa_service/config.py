@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from .errors import ConfigError
 
@@ -105,7 +106,7 @@ def _convert(env: str, kind: type, raw: str) -> Any:
 def settings_help() -> str:
     """The settings table as text, for `qa-service --help` and the README."""
     lines = []
-    for field, env, _kind, default, help_text in SETTINGS_TABLE:
+    for _field, env, _kind, default, help_text in SETTINGS_TABLE:
         shown = "(empty)" if default == "" else str(default)
         lines.append(f"{env:<20} {help_text} [default: {shown}]")
     return "\n".join(lines)

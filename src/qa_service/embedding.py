@@ -11,7 +11,8 @@ import hashlib
 import os
 import re
 import threading
-from typing import Callable, Protocol, Sequence
+from collections.abc import Callable, Sequence
+from typing import Protocol
 
 import numpy as np
 
@@ -64,6 +65,10 @@ class SentenceTransformerEmbedder:
                     os.environ.setdefault("HF_HUB_OFFLINE", "1")
                     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
                     from sentence_transformers import SentenceTransformer
+                    from transformers.utils import logging as transformers_logging
+
+                    # Loading bars belong to downloads; here they only clutter the CLI's output.
+                    transformers_logging.disable_progress_bar()
 
                     path = resolve_model_path(self.model_id)
                     try:
@@ -79,9 +84,7 @@ class SentenceTransformerEmbedder:
     @property
     def dimension(self) -> int:
         model = self._load()
-        getter = getattr(model, "get_embedding_dimension", None) or getattr(
-            model, "get_sentence_embedding_dimension"
-        )
+        getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
         return int(getter())
 
     def embed_documents(

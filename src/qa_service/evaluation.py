@@ -12,8 +12,9 @@ import json
 import re
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .errors import BadRequest
 from .text import normalise
@@ -133,7 +134,8 @@ def evaluate(
         if item.get("answerable") is False:
             report.unanswerable += 1
             report.abstained += not result["answerable"]
-            report.calibration.append((result["confidence"], not result["answerable"]))
+            # Confidence is in the answer being right; here no answer is right.
+            report.calibration.append((result["confidence"], False))
             if result["answerable"]:
                 report.misses.append(
                     f"should abstain {item.get('id')}: {item['question']!r} → "

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections import Counter
-from typing import Collection, Sequence
+from collections.abc import Collection, Sequence
 
 import numpy as np
 

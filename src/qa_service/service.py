@@ -11,7 +11,8 @@ import dataclasses
 import datetime as dt
 import threading
 import time
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -22,8 +23,14 @@ from .embedding import Embedder, SentenceTransformerEmbedder
 from .errors import BadRequest, NoSources, NotFound
 from .retrieval import Retriever
 from .sources import CLEANING_VERSION, Document, Skipped, load_documents
-from .store import FORMAT_VERSION, IndexData, IndexStore, new_build_id, previous_vectors
-from .store import sentence_hash
+from .store import (
+    FORMAT_VERSION,
+    IndexData,
+    IndexStore,
+    new_build_id,
+    previous_vectors,
+    sentence_hash,
+)
 
 MAX_QUESTION_CHARS = 1000
 MAX_HISTORY = 20
@@ -166,7 +173,7 @@ class QAService:
         dimension = self.embedder.dimension
         out = np.zeros((len(items), dimension), dtype=np.float32)
         missing: dict[str, list[int]] = {}
-        for row, (digest, text) in enumerate(items):
+        for row, (digest, _text) in enumerate(items):
             vector = cache.get(digest)
             if vector is not None and vector.shape == (dimension,):
                 out[row] = vector
@@ -197,7 +204,7 @@ class QAService:
         return {
             "format_version": FORMAT_VERSION,
             "build_id": build_id,
-            "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "model": {"name": self.embedder.model_id, "dimension": self.embedder.dimension},
             "chunking": {
                 "sentences": s.chunk_sentences,

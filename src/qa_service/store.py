@@ -29,8 +29,9 @@ import json
 import os
 import secrets
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -61,7 +62,7 @@ class IndexData:
 
 
 def new_build_id(now: dt.datetime | None = None) -> str:
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     return now.strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(2)
 
 

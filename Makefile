@@ -1,0 +1,52 @@
+# The two entry points the README gives first:
+#   make serve  - install into .venv, build the index if missing, start the service
+#   make test   - install what the tests need (Chromium included) and run the suite
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_VERBOSITY := error
+
+.PHONY: install index serve test test-deps bench lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+# torch first, pinned to the local CPU wheel: any other torch pulls gigabytes of CUDA.
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+install: $(VENV)/.installed
+
+index: install
+	$(BIN)/qa-service build --if-missing
+
+serve: index
+	$(BIN)/qa-service serve
+
+$(VENV)/.test-installed: $(VENV)/.installed
+	$(BIN)/pip install --quiet -e '.[test]'
+	@if [ ! -x /usr/bin/chromium ]; then \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium; \
+		else sudo apt-get update -qq && sudo apt-get install -y -qq chromium; fi; \
+	fi
+	touch $@
+
+test-deps: $(VENV)/.test-installed
+
+test: test-deps
+	$(BIN)/ruff check src tests bench
+	$(BIN)/pytest
+
+bench: test-deps index
+	$(BIN)/python bench/bench.py
+
+lint: test-deps
+	$(BIN)/ruff check src tests bench
+
+clean:
+	rm -rf $(VENV) index/builds index/CURRENT test-artifacts

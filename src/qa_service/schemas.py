@@ -1,0 +1,182 @@
+"""Request and response schemas of the HTTP API (pydantic), and the OpenAPI document built
+from them, so the validation and the published contract cannot drift apart."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, StringConstraints
+
+Question = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
+
+
+class Turn(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    question: StrictStr = Field(max_length=1000)
+    answer: StrictStr = Field(default="", max_length=5000)
+
+
+class AnswerRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    question: Question = Field(description="1 to 1000 characters after trimming")
+    history: list[Turn] = Field(
+        default_factory=list, max_length=20, description="earlier turns, oldest first"
+    )
+    top_k: StrictInt | None = Field(default=None, ge=1, le=20)
+    sources: list[StrictStr] | None = Field(
+        default=None, description="source ids to search (GET /api/sources)"
+    )
+
+
+class Citation(BaseModel):
+    n: int
+    source: str
+    title: str
+    chunk_id: str
+    passage: str
+    quote: str
+    start: int
+    end: int
+    score: float
+    page: int | None = None
+
+
+class AnswerResponse(BaseModel):
+    question: str
+    answer: str
+    short_answer: str | None
+    answerable: bool
+    confidence: float
+    citations: list[Citation]
+    index_version: str
+    took_ms: float
+
+
+class Source(BaseModel):
+    source: str
+    title: str
+    author: str | None
+    date: str | None
+    url: str | None
+    chunks: int
+    sha256: str
+
+
+class SourceDetail(Source):
+    text: str
+    metadata: dict[str, Any]
+    pages: list[dict[str, int]]
+
+
+class RebuildReport(BaseModel):
+    added: int
+    changed: int
+    removed: int
+    unchanged: int
+    chunks: int
+    embedded: int
+    took_ms: float
+    build_id: str
+    embedded_sentences: int
+    skipped: list[dict[str, str]]
+
+
+class IndexInfo(BaseModel):
+    version: str
+    sources: int
+    chunks: int
+    model: str
+
+
+class Health(BaseModel):
+    status: str
+    index: IndexInfo
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+
+
+class Error(BaseModel):
+    error: ErrorBody
+
+
+_MODELS = (AnswerRequest, AnswerResponse, Source, SourceDetail, RebuildReport, Health, Error)
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _errors(*statuses: int) -> dict[str, Any]:
+    text = {400: "bad request", 401: "wrong token", 403: "route turned off", 404: "not found",
+            409: "a rebuild is running", 413: "body over 64 KiB", 422: "no readable sources",
+            503: "no index built yet"}
+    return {str(s): _json(_ref("Error"), text[s]) for s in statuses}
+
+
+def openapi_document() -> dict[str, Any]:
+    schemas: dict[str, Any] = {}
+    for model in _MODELS:
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(schema.pop("$defs", {}))
+        schemas[model.__name__] = schema
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "qa-service",
+            "version": "1",
+            "description": "Answers questions from the indexed sources with exact citations.",
+        },
+        "paths": {
+            "/api/answer": {"post": {
+                "summary": "Answer a question with cited sentences from the sources",
+                "requestBody": {"required": True, "content": {
+                    "application/json": {"schema": _ref("AnswerRequest")}}},
+                "responses": {"200": _json(_ref("AnswerResponse"), "the answer"),
+                              **_errors(400, 413, 503)},
+            }},
+            "/api/sources": {"get": {
+                "summary": "The indexed sources",
+                "responses": {"200": _json({"type": "array", "items": _ref("Source")},
+                                           "the sources"), **_errors(503)},
+            }},
+            "/api/sources/{source}": {"get": {
+                "summary": "One source with its cleaned text (what citation offsets point into)",
+                "parameters": [{"name": "source", "in": "path", "required": True,
+                                "description": "source id, URL-encoded",
+                                "schema": {"type": "string"}}],
+                "responses": {"200": _json(_ref("SourceDetail"), "the source"),
+                              **_errors(404, 503)},
+            }},
+            "/api/index/rebuild": {"post": {
+                "summary": "Rebuild the index from the sources folder and swap it in",
+                "security": [{"bearer": []}],
+                "responses": {"200": _json(_ref("RebuildReport"), "what the build did"),
+                              **_errors(401, 403, 409, 422)},
+            }},
+            "/healthz": {"get": {
+                "summary": "Service and index status",
+                "responses": {"200": _json(_ref("Health"), "ready"), **_errors(503)},
+            }},
+            "/openapi.json": {"get": {
+                "summary": "This document",
+                "responses": {"200": {"description": "OpenAPI 3 document",
+                                      "content": {"application/json": {}}}},
+            }},
+            "/": {"get": {
+                "summary": "The chat page",
+                "responses": {"200": {"description": "HTML page",
+                                      "content": {"text/html": {}}}},
+            }},
+        },
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+    }

@@ -1,0 +1,169 @@
+"""The Flask layer: the JSON API of shared/API.md and the chat page.
+
+No retrieval logic lives here: routes parse and validate the request (pydantic), call the one
+`QAService` kept in `app.extensions`, and turn every error into the contract's JSON shape.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from typing import Any
+
+from flask import Blueprint, Flask, current_app, jsonify, render_template, request
+from pydantic import ValidationError
+from werkzeug.exceptions import HTTPException
+
+from .config import Settings
+from .errors import BadRequest, QAError
+from .schemas import AnswerRequest, openapi_document
+from .service import QAService
+
+MAX_BODY_BYTES = 64 * 1024
+log = logging.getLogger(__name__)
+
+api = Blueprint("api", __name__)
+page = Blueprint("page", __name__)
+
+
+def create_app(settings: Settings | None = None, service: QAService | None = None) -> Flask:
+    """The WSGI app. Settings come from the environment only when none are given."""
+    if settings is None:
+        settings = service.settings if service is not None else Settings.from_env()
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    # A source id with "//" must reach the route (and get a JSON 404), not an HTML redirect.
+    app.url_map.merge_slashes = False
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.extensions["qa_service"] = service or QAService(settings)
+    app.extensions["qa_settings"] = settings
+    app.register_blueprint(api)
+    app.register_blueprint(page)
+    app.register_error_handler(QAError, _qa_error)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected_error)
+    return app
+
+
+def _service() -> QAService:
+    return current_app.extensions["qa_service"]
+
+
+def _error(code: str, message: str, status: int):
+    response = jsonify({"error": {"code": code, "message": message}})
+    response.status_code = status
+    return response
+
+
+def _qa_error(exc: QAError):
+    return _error(exc.code, exc.message, exc.status)
+
+
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}
+
+
+def _http_error(exc: HTTPException):
+    status = exc.code or 500
+    message = {
+        404: f"no route {request.path}; see GET /openapi.json for the routes",
+        405: f"{request.method} is not allowed on {request.path}",
+        413: f"the request body is over {MAX_BODY_BYTES // 1024} KiB; send a shorter question "
+             "or less history",
+    }.get(status, exc.description or exc.name)
+    return _error(_HTTP_CODES.get(status, "bad_request" if status < 500 else "internal_error"),
+                  message, status)
+
+
+def _unexpected_error(exc: Exception):
+    log.exception("unhandled error on %s %s", request.method, request.path)
+    return _error("internal_error", "the service failed on this request; it has been logged",
+                  500)
+
+
+def _json_body() -> Any:
+    raw = request.get_data(cache=False)  # raises 413 past MAX_CONTENT_LENGTH
+    if len(raw) > MAX_BODY_BYTES:
+        raise _TooLarge()
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadRequest(
+            f"the body is not valid UTF-8 JSON ({exc}); send an object such as "
+            '{"question": "..."} with Content-Type: application/json'
+        ) from None
+
+
+class _TooLarge(QAError):
+    code = "too_large"
+    status = 413
+
+    def __init__(self) -> None:
+        super().__init__(f"the request body is over {MAX_BODY_BYTES // 1024} KiB; send a "
+                         "shorter question or less history")
+
+
+def _validation_message(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors(include_url=False):
+        where = ".".join(str(p) for p in err["loc"]) or "body"
+        text = err["msg"]
+        if err["type"] == "extra_forbidden":
+            text = "unknown field; allowed: question, history, top_k, sources"
+        elif where == "question" and err["type"] in ("string_too_short", "missing"):
+            text = "required: a question of 1 to 1000 characters"
+        parts.append(f"{where}: {text}")
+    return "; ".join(parts)
+
+
+@api.post("/api/answer")
+def answer():
+    body = _json_body()
+    if not isinstance(body, dict):
+        raise BadRequest('the body must be a JSON object such as {"question": "..."}')
+    try:
+        req = AnswerRequest.model_validate(body)
+    except ValidationError as exc:
+        raise BadRequest(_validation_message(exc)) from None
+    history = [turn.model_dump() for turn in req.history]
+    result = _service().ask(req.question, history=history, top_k=req.top_k, sources=req.sources)
+    return jsonify(result)
+
+
+@api.get("/api/sources")
+def sources():
+    return jsonify(_service().list_sources())
+
+
+@api.get("/api/sources/<path:source>")
+def source(source: str):
+    return jsonify(_service().get_source(source))
+
+
+@api.post("/api/index/rebuild")
+def rebuild():
+    token = current_app.extensions["qa_settings"].admin_token
+    if not token:
+        return _error("forbidden", "rebuilding over HTTP is turned off: set QA_ADMIN_TOKEN "
+                      "to turn it on, or run `qa-service build`", 403)
+    given = request.headers.get("Authorization", "")
+    if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+        return _error("unauthorized", "send Authorization: Bearer <QA_ADMIN_TOKEN>", 401)
+    report = _service().build()
+    return jsonify(report.to_dict())
+
+
+@api.get("/healthz")
+def healthz():
+    return jsonify(_service().health())
+
+
+@api.get("/openapi.json")
+def openapi():
+    return jsonify(openapi_document())
+
+
+@page.get("/")
+def index():
+    return render_template("index.html")
