@@ -26,6 +26,9 @@ _ANAPHORA = frozenset(
 _MARKER = re.compile(r"\s*\[\d+\]")
 _WORD_SPAN = re.compile(r"[A-Za-z0-9]+(?:[-.,'’/][A-Za-z0-9]+)*")
 MAX_ANSWER_SENTENCES = 3
+_TYPE_CUES = frozenset(tokens(
+    "worth value cost price amount year date time period many much number name called "
+    "place city country person"))
 # Confidence at or above which a question counts as answered; calibrated with `qa-service eval`.
 ANSWERABLE_THRESHOLD = 0.5
 
@@ -176,7 +179,14 @@ def compose(
         else:
             cand.best_span, cand.typed = _typed(kind, cand.text, norm_question, period)
             _lean_on_previous(cand, data, kind, norm_question, period)
-        cand.coverage = _coverage(query.weights, idf, set(tokens(cand.text)))
+        present = set(tokens(cand.text))
+        cand.coverage = _coverage(query.weights, idf, present)
+        if query.followup:
+            # The follow-up's own words say what is asked; the earlier turn only says about what.
+            # Words that only name the kind of answer ("worth", "when") are left to `typed`.
+            own = {t: w for t, w in query.weights.items() if w >= 1.0 and t not in _TYPE_CUES}
+            if own:
+                cand.coverage = 0.7 * _coverage(own, idf, present) + 0.3 * cand.coverage
         fragment = 0.15 if len(re.findall(r"\b[a-z]{3,}\b", cand.text)) < 3 else 0.0
         repeated = 0.1 if query.previous_answer and normalise(cand.text) in query.previous_answer else 0.0
         cand.score = (
@@ -349,6 +359,8 @@ def _choose(candidates: list[Candidate], query: Query, kind: str) -> list[Candid
     """
     first = candidates[0]
     chosen = [first]
+    if first.byline:
+        return chosen  # "who wrote it" is answered by the byline alone
     covered = set(tokens(first.text))
     for cand in candidates[1:]:
         if len(chosen) == MAX_ANSWER_SENTENCES or cand.score < 0.7 * first.score:

@@ -142,6 +142,63 @@ def ask(ctx: click.Context, question: str, as_json: bool, top_k: int | None,
 
 
 @main.command()
+@click.argument("items", nargs=-1, required=True, metavar="PATH_OR_URL...")
+@click.option("--no-build", is_flag=True, help="copy only; do not rebuild the index")
+@_sources_opt
+@_index_opt
+@_model_opt
+@click.pass_context
+def add(ctx: click.Context, items: tuple[str, ...], no_build: bool, **flags: Any) -> None:
+    """Copy files (or download URLs) into the sources folder, then rebuild the index."""
+    import tempfile
+
+    from .sources import copy_into
+
+    settings = _settings(ctx, **flags)
+    for item in items:
+        if item.startswith(("http://", "https://")):
+            with tempfile.TemporaryDirectory() as folder:
+                path, name = _download(item, Path(folder))
+                source, copied = copy_into(settings.sources_dir, path, name)
+        else:
+            source, copied = copy_into(settings.sources_dir, Path(item))
+        click.echo(f"{'added' if copied else 'already there'}: {source}")
+    if no_build:
+        return
+    report = _build_with_progress(_service(settings))
+    print_build_report(report)
+    if report.skipped:
+        ctx.exit(3)
+
+
+def _download(url: str, folder: Path) -> tuple[Path, str]:
+    import re
+    import urllib.error
+    import urllib.request
+    from urllib.parse import urlparse
+
+    from .errors import SourceError
+
+    try:
+        with urllib.request.urlopen(url, timeout=15) as response:  # noqa: S310 - http(s) only
+            data = response.read(50 * 1024 * 1024)
+            kind = response.headers.get_content_type()
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        raise SourceError(
+            f"cannot download {url} ({exc}); without network access, save the page or PDF "
+            "and add the file instead"
+        ) from None
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", urlparse(url).path.strip("/").split("/")[-1] or
+                  urlparse(url).netloc).strip("-") or "page"
+    suffix = {"application/pdf": ".pdf", "text/html": ".html", "text/plain": ".txt",
+              "text/markdown": ".md"}.get(kind, Path(stem).suffix or ".html")
+    name = stem if stem.lower().endswith(suffix) else f"{Path(stem).stem}{suffix}"
+    path = folder / name
+    path.write_bytes(data)
+    return path, name
+
+
+@main.command()
 @click.option("--host", help="address to listen on [QA_HOST]")
 @click.option("--port", type=int, help="port [QA_PORT]")
 @click.option("--threads", type=int, help="worker threads [QA_THREADS]")

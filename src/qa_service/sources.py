@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -304,3 +305,34 @@ def _running_heads(lines: list[str]) -> set[str]:
     heads = {line for line, n in counts.items() if n >= 3 and not line.endswith((".", "?", "!"))}
     heads.update(line for line in counts if re.fullmatch(r"(?:page\s*)?\d{1,4}", line, re.I))
     return heads
+
+
+def copy_into(sources_dir: Path, path: Path, name: str | None = None) -> tuple[str, bool]:
+    """Copy a file into the sources folder; (source id, whether anything was copied).
+
+    The same content already there is a no-op; another file of that name is never
+    overwritten, so adding cannot lose a source.
+    """
+    from .readers import READERS
+
+    if not path.is_file():
+        raise SourceError(f"{path}: no such file")
+    name = name or path.name
+    if Path(name).suffix.lower() not in READERS:
+        raise SourceError(
+            f"{path}: unsupported file type {Path(name).suffix or '(none)'}; supported: "
+            f"{', '.join(sorted(READERS))}"
+        )
+    sources_dir.mkdir(parents=True, exist_ok=True)
+    target = sources_dir / name
+    data = path.read_bytes()
+    if target.exists():
+        if target.read_bytes() == data:
+            return name, False
+        raise SourceError(
+            f"{target} exists with other content; rename the new file or remove the old one"
+        )
+    tmp = target.with_name(f".{name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, target)
+    return name, True

@@ -158,7 +158,7 @@ class IndexStore:
         current = self.current_build_id()
         builds = sorted(
             (p for p in self.builds_dir.glob("*") if p.is_dir() and not p.name.startswith(".")),
-            key=lambda p: p.name,
+            key=lambda p: (p.stat().st_mtime_ns, p.name),  # ids of one second tie by name
             reverse=True,
         )
         kept = {current} | {p.name for p in builds[:keep]}

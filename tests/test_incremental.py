@@ -1,0 +1,263 @@
+"""Adding sources: PDF, HTML and Markdown in; only new passages embedded; atomic swaps that
+never disturb a running service, even when a build is killed half-way."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from qa_service.cli import main
+from qa_service.config import Settings
+from qa_service.service import QAService
+from qa_service.web import create_app
+
+from .conftest import SOURCES
+
+MARKDOWN = """---
+title: Kestrel Field Notes
+author: Mira Osei
+date: 2024-03-05
+---
+# Kestrel notes
+
+![diagram](https://example.org/d.png)
+The Kestrel-9 radar was first tested at the Orlik range in April 2023. Engineers said the test
+lasted eleven days.
+"""
+
+HTML = """<!doctype html><html><head><title>Amur Ferry Report</title>
+<meta name="author" content="Lev Tarasov"><meta name="date" content="2021-08-14"></head>
+<body><nav>Home | About | Contact</nav><article><h1>Amur Ferry Report</h1>
+<p>The Blagoveshchensk ferry carried 41,000 passengers across the Amur in 2019, according to
+the regional transport office.</p><p>Its operator, Amur Lines, plans a second vessel.</p>
+</article><footer>Copyright 2021</footer></body></html>"""
+
+
+def make_pdf(path: Path) -> None:
+    from reportlab.lib.pagesizes import A4
+    from reportlab.pdfgen import canvas
+
+    c = canvas.Canvas(str(path), pagesize=A4)
+    c.setTitle("Harbin Depot Inventory")
+    c.setAuthor("Depot Audit Office")
+    c.drawString(72, 760, "The Harbin depot inventory was audited in 2018.")
+    c.drawString(72, 740, "The audit covered rail stock and fuel reserves.")
+    c.showPage()
+    c.drawString(72, 760, "The depot held 312 diesel locomotives at the end of the audit.")
+    c.drawString(72, 740, "Most of them were built before 1990.")
+    c.showPage()
+    c.save()
+
+
+@pytest.fixture
+def project(tmp_path: Path, real_embedder):
+    """A copy of the project's sources with a built index, and a service on it."""
+    shutil.copytree(SOURCES, tmp_path / "sources")
+    settings = Settings(sources_dir=tmp_path / "sources", index_dir=tmp_path / "index",
+                        admin_token="tok")
+    service = QAService(settings, embedder=real_embedder)
+    service.build()
+    return service
+
+
+def _add_three(sources: Path) -> None:
+    (sources / "kestrel-notes.md").write_text(MARKDOWN, encoding="utf-8")
+    (sources / "amur-ferry.html").write_text(HTML, encoding="utf-8")
+    make_pdf(sources / "harbin-depot.pdf")
+
+
+def _chunks(service: QAService, names: set[str]) -> int:
+    manifest = service.store.read_manifest()
+    return sum(s["chunks"] for s in manifest["sources"] if s["source"] in names)
+
+
+def test_adding_three_formats_embeds_only_their_passages(project):
+    _add_three(project.settings.sources_dir)
+    report = project.build()
+    new = {"kestrel-notes.md", "amur-ferry.html", "harbin-depot.pdf"}
+    assert (report.added, report.changed, report.removed, report.unchanged) == (3, 0, 0, 3)
+    assert report.embedded == _chunks(project, new) > 0
+    assert not report.skipped
+
+    md = project.ask("When was the Kestrel-9 radar first tested?")
+    assert md["short_answer"] == "April 2023"
+    assert md["citations"][0]["source"] == "kestrel-notes.md"
+
+    html = project.ask("How many passengers did the Blagoveshchensk ferry carry in 2019?")
+    assert html["short_answer"] == "41,000"
+    assert html["citations"][0]["source"] == "amur-ferry.html"
+    sources = {s["source"]: s for s in project.list_sources()}
+    assert sources["amur-ferry.html"]["title"] == "Amur Ferry Report"
+    assert "Home | About" not in project.get_source("amur-ferry.html")["text"]
+
+    pdf = project.ask("How many diesel locomotives did the Harbin depot hold?")
+    assert pdf["short_answer"] == "312"
+    citation = pdf["citations"][0]
+    assert citation["source"] == "harbin-depot.pdf" and citation["page"] == 2
+    assert sources["harbin-depot.pdf"]["title"] == "Harbin Depot Inventory"
+
+    # Nothing changed: nothing embedded. A removed source takes its passages with it.
+    assert project.build().embedded == 0
+    (project.settings.sources_dir / "kestrel-notes.md").unlink()
+    report = project.build()
+    assert (report.removed, report.embedded) == (1, 0)
+    assert "kestrel-notes.md" not in {s["source"] for s in project.list_sources()}
+
+
+def test_a_changed_source_embeds_only_its_new_passages(project):
+    path = project.settings.sources_dir / "rostec-cooperation-with-china.txt"
+    path.write_text(path.read_text(encoding="utf-8") + "\n\nThe office moved to a new "
+                    "building in Beijing in 2024.\n", encoding="utf-8")
+    report = project.build()
+    assert report.changed == 1 and report.unchanged == 2
+    assert 1 <= report.embedded <= 2  # the last window or two of that document only
+
+
+def test_corrupt_pdf_is_named_and_skipped_through_the_cli(project):
+    sources = project.settings.sources_dir
+    (sources / "broken.pdf").write_bytes(b"%PDF-1.4\n1 0 obj << /Type /Catalog >>\ngarbage")
+    (sources / "notes.xyz").write_text("whatever", encoding="utf-8")
+    (sources / "kestrel-notes.md").write_text(MARKDOWN, encoding="utf-8")
+    env = {"QA_SOURCES_DIR": str(sources), "QA_INDEX_DIR": str(project.settings.index_dir)}
+    result = CliRunner().invoke(main, ["build"], env=env)
+    assert result.exit_code == 3, result.output
+    assert "skipped   broken.pdf: broken.pdf: not a readable PDF" in result.output
+    assert "skipped   notes.xyz" in result.output and "unsupported file type" in result.output
+    assert "1 added" in result.output and "3 unchanged" in result.output
+    assert "kestrel-notes.md" in {s["source"] for s in project.list_sources()}
+
+
+def test_add_command_copies_then_builds(project, tmp_path):
+    source = tmp_path / "kestrel-notes.md"
+    source.write_text(MARKDOWN, encoding="utf-8")
+    env = {"QA_SOURCES_DIR": str(project.settings.sources_dir),
+           "QA_INDEX_DIR": str(project.settings.index_dir)}
+    runner = CliRunner()
+    result = runner.invoke(main, ["add", str(source)], env=env)
+    assert result.exit_code == 0, result.output
+    assert "added: kestrel-notes.md" in result.output and "1 added" in result.output
+    again = runner.invoke(main, ["add", str(source)], env=env)
+    assert "already there: kestrel-notes.md" in again.output and "0 passages" in again.output
+    source.write_text(MARKDOWN + "\nMore.", encoding="utf-8")
+    clash = runner.invoke(main, ["add", str(source)], env=env)
+    assert clash.exit_code == 1 and "exists with other content" in clash.output
+    offline = runner.invoke(main, ["add", "http://127.0.0.1:9/report.pdf"], env=env)
+    assert offline.exit_code == 1 and "cannot download" in offline.output
+
+
+def test_a_build_from_elsewhere_is_picked_up_without_restart(project, real_embedder):
+    before = project.ask("When was the Kestrel-9 radar first tested?")
+    assert before["answerable"] is False
+    (project.settings.sources_dir / "kestrel-notes.md").write_text(MARKDOWN, encoding="utf-8")
+    other = QAService(project.settings, embedder=real_embedder)  # "another terminal"
+    report = other.build()
+    after = project.ask("When was the Kestrel-9 radar first tested?")
+    assert after["index_version"] == report.build_id != before["index_version"]
+    assert after["short_answer"] == "April 2023"
+
+
+def _lock_is_held(index_dir: Path) -> bool:
+    with open(index_dir / ".lock", "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return False
+
+
+def test_killed_build_leaves_the_previous_index_serving(project):
+    settings = project.settings
+    old = project.store.current_build_id()
+    # Enough new text that embedding takes a while, so the kill lands inside the build.
+    body = "\n\n".join(f"Depot {i} in region {i % 17} stored {i * 3} crates of spare parts "
+                       f"for the year {1990 + i % 30}." for i in range(3000))
+    (settings.sources_dir / "depots.txt").write_text(body, encoding="utf-8")
+    env = dict(os.environ, QA_SOURCES_DIR=str(settings.sources_dir),
+               QA_INDEX_DIR=str(settings.index_dir))
+    env.pop("QA_ADMIN_TOKEN", None)
+    proc = subprocess.Popen([sys.executable, "-m", "qa_service", "build"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not _lock_is_held(settings.index_dir):
+            assert proc.poll() is None, "the build ended before it could be killed"
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        time.sleep(1.5)
+        assert proc.poll() is None, "the build ended before it could be killed"
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    assert project.store.current_build_id() == old
+    fresh = QAService(settings, embedder=project.embedder)
+    result = fresh.ask("How many AL-31F engines were ordered in the February contract?")
+    assert result["index_version"] == old and result["short_answer"] == "140"
+    # The next build is not in the way of anything the killed one left.
+    (settings.sources_dir / "depots.txt").unlink()
+    report = fresh.build()
+    assert report.build_id != old
+    assert not list(fresh.store.builds_dir.glob(".tmp-*"))
+
+
+def test_questions_during_a_rebuild_all_succeed(project, artifacts):
+    import urllib.request
+
+    import waitress
+
+    app = create_app(project.settings, project)
+    server = waitress.create_server(app, host="127.0.0.1", port=0, threads=6)
+    threading.Thread(target=server.run, daemon=True).start()
+    url = f"http://127.0.0.1:{server.effective_port}"
+
+    def post(path: str, body: dict | None, headers: dict | None = None) -> tuple[int, dict]:
+        request = urllib.request.Request(
+            url + path, data=json.dumps(body or {}).encode(), method="POST",
+            headers={"Content-Type": "application/json", **(headers or {})})
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read())
+
+    results: list[tuple[int, dict]] = []
+    stop = threading.Event()
+
+    def asker() -> None:
+        for _ in range(150):  # bounded in count and, through stop, in time
+            if stop.is_set():
+                break
+            results.append(post("/api/answer", {"question": "Which engine does the J-10 use?"}))
+
+    _add_three(project.settings.sources_dir)
+    threads = [threading.Thread(target=asker) for _ in range(3)]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(0.3)
+        status, report = post("/api/index/rebuild", None, {"Authorization": "Bearer tok"})
+        time.sleep(0.3)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=60)
+        server.close()
+    assert status == 200 and report["added"] == 3
+    assert results and all(code == 200 for code, _ in results), [r for r in results if r[0] != 200]
+    assert all(body["short_answer"] == "AL-31FN" for _, body in results)
+    versions = {body["index_version"] for _, body in results}
+    assert report["build_id"] in versions  # the swap happened while questions kept coming
+    (artifacts / "rebuild-under-load.json").write_text(json.dumps(
+        {"requests": len(results), "versions": sorted(versions), "rebuild": report}, indent=1))
