@@ -23,6 +23,8 @@ from qa_service.text import tokens
         ("Which regional organization was founded?", extract.NAME),
         ("What was the name of the drill?", extract.NAME),
         ("Why did the talks stall?", extract.OTHER),
+        ("Who is Xi Jinping?", extract.OTHER),
+        ("Who was the defense minister then?", extract.PERSON),
     ],
 )
 def test_question_kind(question, kind):

@@ -249,12 +249,16 @@ def test_questions_during_a_rebuild_all_succeed(project, artifacts):
         time.sleep(0.3)
         status, report = post("/api/index/rebuild", None, {"Authorization": "Bearer tok"})
         time.sleep(0.3)
+        code, answer = post("/api/answer", {"question": "When was the Kestrel-9 radar first tested?"})
     finally:
         stop.set()
         for t in threads:
             t.join(timeout=60)
         server.close()
     assert status == 200 and report["added"] == 3
+    new = {"kestrel-notes.md", "amur-ferry.html", "harbin-depot.pdf"}
+    assert report["embedded"] == _chunks(project, new)  # only the new documents' passages
+    assert code == 200 and answer["citations"][0]["source"] == "kestrel-notes.md"
     assert results and all(code == 200 for code, _ in results), [r for r in results if r[0] != 200]
     assert all(body["short_answer"] == "AL-31FN" for _, body in results)
     versions = {body["index_version"] for _, body in results}

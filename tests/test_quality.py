@@ -27,6 +27,9 @@ def test_done_criterion_diplomatic_relations(real_service):
     "What is the capital of Australia?",
     "Who won the 1998 football World Cup?",
     "How many Rafale jets did India buy?",
+    # Names the sources know, in a question they do not answer.
+    "How many Su-27 fighters did India buy?",
+    "When did Japan and China sign a treaty?",
 ])
 def test_out_of_source_questions_are_not_answered(real_service, question):
     result = real_service.ask(question)

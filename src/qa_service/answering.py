@@ -199,9 +199,10 @@ def compose(
         )
     candidates.sort(key=lambda c: -c.score)
     best = candidates[0]
-    confidence = _confidence(best, kind, query, unknown)
+    absent = _absent_names(query, best, unknown)
+    confidence = _confidence(best, kind, query, unknown, absent)
     if confidence < ANSWERABLE_THRESHOLD:
-        return _not_answered(query, candidates, confidence, unknown, hits, data)
+        return _not_answered(query, candidates, confidence, unknown, hits, data, absent)
     chosen = _choose(candidates, query, kind)
     short = _short_answer(kind, chosen, query, period, idf)
     citations, parts = [], []
@@ -332,22 +333,59 @@ def _named(question: str) -> set[str]:
     return out
 
 
-def _confidence(best: Candidate, kind: str, query: Query, unknown: list[str]) -> float:
+def _confidence(
+    best: Candidate, kind: str, query: Query, unknown: list[str], absent: list[str]
+) -> float:
     """A logistic score of how likely the best sentence answers the question.
 
-    An unknown name ("Japan", "F-35") weighs far more than an unknown common word ("work").
+    An unknown name ("Japan", "F-35") weighs far more than an unknown common word ("work");
+    a name the sources know but the best passage lacks ("S-500" when it speaks of the
+    S-400) means the passage answers another question.
     """
     own = [t for t in query.own_terms if t not in QUESTION_WORDS]
     named = _named(query.question)
-    missing = sum(1.0 if t in named else 0.3 for t in unknown)
-    unknown_share = min(1.0, missing / len(own)) if own else 0.0
+    unknown_named = [t for t in unknown if t in named]
+    unknown_share = min(1.0, 0.3 * (len(unknown) - len(unknown_named)) / len(own)) if own else 0.0
+    if named:
+        unknown_share = min(1.0, unknown_share + len(unknown_named) / len(named))
+    # An acronym may be spelt out in the passage ("PRC", "USSR"): it counts for less.
+    acronyms = {t for t in named if re.fullmatch(r"[A-Z]{2,6}", _original_words(query.question, [t])[0])}
+    # A name the sources never mention is absent from the best passage too.
+    absent_all = list(absent) + unknown_named
+    absent_share = (
+        sum(0.3 if t in acronyms else 1.0 for t in absent_all) / len(named) if named else 0.0
+    )
     z = (
         7.0 * (best.dense - 0.35)
         + 3.0 * (best.coverage - 0.35)
-        + (0.8 * best.typed if kind != extract.OTHER else 0.4)
+        # The asked-for kind of thing (a date for "when") present, or missing.
+        + (1.6 * min(best.typed, 1.0) - 0.8 if kind != extract.OTHER else 0.4)
         - 6.0 * unknown_share
+        - 6.0 * absent_share
     )
     return 1.0 / (1.0 + math.exp(-z))
+
+
+def _absent_names(query: Query, best: Candidate, unknown: list[str]) -> list[str]:
+    """Names of the question that the sources know but the best sentence's passage lacks.
+
+    A word matches on its first four letters ("China" ~ "Chinese"); a designation or number
+    only exactly ("S-500" is not "S-400").
+    """
+    if query.followup:
+        return []  # a follow-up's names may sit in the earlier turn's passage
+    # The passage, not the sentence: "The exercise involves 10,000 troops" names its exercise
+    # in the sentence before.
+    present = set(tokens(best.hit.passage.text)) | set(tokens(best.text))
+    prefixes = {t[:4] for t in present if t.isalpha() and len(t) >= 4}
+    absent = []
+    for term in _named(query.question):
+        if term in unknown or term in present or term in QUESTION_WORDS:
+            continue
+        if term.isalpha() and len(term) >= 4 and term[:4] in prefixes:
+            continue
+        absent.append(term)
+    return absent
 
 
 def _choose(candidates: list[Candidate], query: Query, kind: str) -> list[Candidate]:
@@ -472,10 +510,17 @@ def _not_answered(
     unknown: list[str],
     hits: Sequence[Hit],
     data: Any,
+    absent: Sequence[str] = (),
 ) -> Answer:
-    if unknown:
-        names = ", ".join(f"“{t}”" for t in _original_words(query.question, unknown)[:4])
+    named = _named(query.question)
+    if any(t in named for t in unknown) or (unknown and not absent):
+        first = [t for t in unknown if t in named] or list(unknown)
+        names = ", ".join(f"“{t}”" for t in _original_words(query.question, first)[:4])
         text = f"The sources do not say: they never mention {names}."
+    elif absent:
+        names = ", ".join(f"“{t}”" for t in _original_words(query.question, list(absent))[:4])
+        text = (f"The sources do not say: the passages closest to the question do not "
+                f"mention {names}. They are listed for you to check.")
     else:
         text = "The sources do not say. The nearest passages are listed for you to check."
     nearest: list[Citation] = []

@@ -101,6 +101,10 @@ def question_kind(question: str) -> str:
         q,
     ):
         return DATE
+    if re.match(r"\s*who (?:is|was|are|were) (?!the\b|a\b|an\b)", q) and re.match(
+        r"\s*\S+ \S+ [A-Z]", question.strip()
+    ):
+        return OTHER  # "Who is Xi Jinping?" asks about a person, not for one
     if re.search(r"\bwho(?:m|se)?\b", q):
         return PERSON
     if re.search(
@@ -199,8 +203,8 @@ def _people(text: str) -> list[Span]:
             continue
         value = " ".join(words)
         start = text.find(value, m.start())
-        if start < 0:
-            continue
+        if start < 0 or text[max(0, start - 1):start] in ("“", '"', "‘"):
+            continue  # a quoted title ("New Era") is not a person
         out.append(Span(PERSON, start, start + len(value), value))
     return out
 
@@ -244,6 +248,8 @@ def specificity(span: Span, period: bool = False) -> float:
 
     For a question about a period, a range is the precise answer.
     """
+    if span.kind == NUMBER and re.fullmatch(rf"{_YEAR}", span.text):
+        return 0.3  # a year is rarely the count asked for
     if span.kind != DATE:
         return 1.0
     text = span.text

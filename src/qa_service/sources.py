@@ -213,6 +213,11 @@ def clean_text(body: str, vocabulary: Iterable[str] | None = None) -> str:
     # left out, or "Cen-\ntre" would count "cen" and "tre" as words.
     unbroken = re.sub(r"[A-Za-z]+-\n[A-Za-z]+", " ", body)
     words = Counter(w.lower() for w in re.findall(r"[A-Za-z]+(?:-[A-Za-z]+)*", unbroken))
+    # Halves of the compounds the text writes whole: "-scale" from "large-scale".
+    for compound in [w for w in words if "-" in w]:
+        head, _, tail = compound.rpartition("-")
+        words[f"-{tail}"] += 1
+        words[f"{head.split('-')[0]}-"] += 1
     if vocabulary:
         words.update(w.lower() for w in vocabulary)
 
@@ -293,7 +298,7 @@ def _keep_hyphen(head: str, tail: str, first: str, words: Counter[str]) -> bool:
     joined = f"{head}{tail}".lower()
     if words[joined] > 0:
         return False
-    if words[hyphenated] > 0:
+    if words[hyphenated] > 0 or words[f"-{tail.lower()}"] > 0 or words[f"{head.lower()}-"] > 0:
         return True
     # Two whole words on either side ("long-\nrange") make a compound, not a syllable break.
     return min(len(head), len(tail)) >= 3 and words[head.lower()] > 0 and words[tail.lower()] > 0
