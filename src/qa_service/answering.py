@@ -406,6 +406,9 @@ def _choose(candidates: list[Candidate], query: Query, kind: str) -> list[Candid
         if any(c.start < cand.end and cand.start < c.end and c.hit.passage.source
                == cand.hit.passage.source for c in chosen):
             continue  # overlaps a sentence already chosen
+        said = normalise(cand.text)
+        if any(said in normalise(c.text) or normalise(c.text) in said for c in chosen):
+            continue  # the same words again (a title line repeating a sentence)
         if sum(len(c.text) for c in chosen) + len(cand.text) > 700:
             continue
         new_terms = {t for t in tokens(cand.text) if t in query.weights} - covered

@@ -91,11 +91,12 @@ function renderAnswer(result, bubble) {
   if (!result.answerable && result.citations.length) {
     const list = el("ul", { class: "nearest" });
     for (const c of result.citations) {
+      const snippet = c.quote.length > 90 ? `${c.quote.slice(0, 90)}…` : c.quote;
       list.append(el("li", {}, el("button", {
         type: "button", class: "link", onclick: () => showCitation(c, null),
-      }, `Nearest passage: ${c.title}`)));
+      }, `${c.title}: “${snippet}”`)));
     }
-    bubble.append(list);
+    bubble.append(el("div", { class: "meta" }, "Nearest passages, for you to check:"), list);
   }
   bubble.append(el("div", { class: "confidence" },
     `Confidence ${Math.round(result.confidence * 100)}% · ${result.took_ms} ms`));
