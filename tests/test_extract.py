@@ -22,6 +22,7 @@ from qa_service.text import tokens
         ("Which air-launched missiles were tested?", extract.DESIGNATION),
         ("Which regional organization was founded?", extract.NAME),
         ("What was the name of the drill?", extract.NAME),
+        ("What was the first joint military exercise?", extract.NAME),
         ("Why did the talks stall?", extract.OTHER),
         ("Who is Xi Jinping?", extract.OTHER),
         ("Who was the defense minister then?", extract.PERSON),

@@ -186,7 +186,7 @@ def compose(
             # Words that only name the kind of answer ("worth", "when") are left to `typed`.
             own = {t: w for t, w in query.weights.items() if w >= 1.0 and t not in _TYPE_CUES}
             if own:
-                cand.coverage = 0.7 * _coverage(own, idf, present) + 0.3 * cand.coverage
+                cand.coverage = 0.5 * _coverage(own, idf, present) + 0.5 * cand.coverage
         fragment = 0.15 if len(re.findall(r"\b[a-z]{3,}\b", cand.text)) < 3 else 0.0
         repeated = 0.1 if query.previous_answer and normalise(cand.text) in query.previous_answer else 0.0
         cand.score = (

@@ -121,7 +121,10 @@ def question_kind(question: str) -> str:
     ):
         return DESIGNATION
     if re.search(
-        r"\bwhat (?:was|is) the name\b|\bwhat (?:was|is) .* called\b|\b(?:which|what)(?: [\w-]+)? (?:treaty|"
+        r"\bwhat (?:was|is) the name\b|\bwhat (?:was|is) .* called\b|"
+        r"\bwhat (?:was|is|were|are) the\b(?: [\w-]+){0,4} (?:treaty|agreement|organi[sz]ation|"
+        r"exercise|document|statement|partnership|memorandum|commission|mission|project|"
+        r"programm?e?|company|corporation)\??$|\b(?:which|what)(?: [\w-]+)? (?:treaty|"
         r"agreement|organi[sz]ation|exercise|document|statement|partnership|memorandum|"
         r"commission|name)\b",
         q,
@@ -222,14 +225,17 @@ def _places(text: str) -> list[Span]:
 def _names(text: str) -> list[Span]:
     out = []
     for m in _QUOTED.finditer(text):
-        out.append(Span(NAME, m.start(1), m.start(1) + len(m.group(1)), m.group(1)))
+        if m.group(1)[:1].isupper():
+            out.append(Span(NAME, m.start(1), m.start(1) + len(m.group(1)), m.group(1)))
+    if out:
+        return out  # a name in quotes ("Peace Mission 2005") is the one the text gives
     for m in _CAP_PHRASE.finditer(text):
         value = m.group(0).rstrip(".,")
         words = value.split()
         if len(words) < 2 or (m.start() == 0 and len(words) < 3):
             continue
-        if any(s.start <= m.start() < s.end for s in out):
-            continue
+        if all(w.lower().strip("’'s") in _NOT_PERSON for w in words):
+            continue  # "China and Russia" names the countries, not a thing
         out.append(Span(NAME, m.start(), m.start() + len(value), value))
     return out
 
