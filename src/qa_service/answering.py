@@ -155,7 +155,7 @@ def compose(
     data = retriever.data
     kind = extract.question_kind(query.question)
     period = extract.wants_period(query.question)
-    candidates = _candidates(hits, data, retriever)
+    candidates = _candidates(hits, data)
     byline = _AUTHORSHIP.search(query.question) is not None
     if byline:
         bylines = _byline_candidates(hits, data)
@@ -219,7 +219,7 @@ def compose(
     )
 
 
-def _candidates(hits: Sequence[Hit], data: Any, retriever: Retriever) -> list[Candidate]:
+def _candidates(hits: Sequence[Hit], data: Any) -> list[Candidate]:
     seen: set[tuple[str, int, int]] = set()
     out = []
     for hit in hits:

@@ -7,6 +7,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, StringConstraints
 
+from .answering import Citation  # the dataclass the service returns describes itself
+
 Question = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
 
 
@@ -26,19 +28,6 @@ class AnswerRequest(BaseModel):
     sources: list[StrictStr] | None = Field(
         default=None, description="source ids to search (GET /api/sources)"
     )
-
-
-class Citation(BaseModel):
-    n: int
-    source: str
-    title: str
-    chunk_id: str
-    passage: str
-    quote: str
-    start: int
-    end: int
-    score: float
-    page: int | None = None
 
 
 class AnswerResponse(BaseModel):

@@ -51,8 +51,8 @@ class Skipped:
     reason: str
 
 
-# Readers by extension; the HTML and PDF readers are added by `readers.py` for issue-free import
-# of this module without those libraries.
+# A reader turns a file's bytes into (cleaned text, metadata, page starts); `readers.py` holds
+# them by extension and imports the HTML and PDF libraries only when such a file is read.
 Reader = Callable[[Path, bytes], tuple[str, dict[str, Any], tuple[tuple[int, int], ...]]]
 
 
