@@ -51,12 +51,19 @@ def make_pdf(path: Path) -> None:
     c = canvas.Canvas(str(path), pagesize=A4)
     c.setTitle("Harbin Depot Inventory")
     c.setAuthor("Depot Audit Office")
-    c.drawString(72, 760, "The Harbin depot inventory was audited in 2018.")
-    c.drawString(72, 740, "The audit covered rail stock and fuel reserves.")
-    c.showPage()
-    c.drawString(72, 760, "The depot held 312 diesel locomotives at the end of the audit.")
-    c.drawString(72, 740, "Most of them were built before 1990.")
-    c.showPage()
+    pages = [
+        ["The Harbin depot inventory was audited in 2018.",
+         "The audit covered rail stock and fuel reserves."],
+        ["The depot held 312 diesel locomotives at the end of the audit.",
+         "Most of them were built before 1990."],
+        ["The auditors recommended a new fuel store.", "It was approved in 2019."],
+    ]
+    for number, lines in enumerate(pages, start=1):
+        c.drawString(72, 800, "DEPOT AUDIT OFFICE REPORT")  # a running head on every page
+        for i, line in enumerate(lines):
+            c.drawString(72, 760 - 20 * i, line)
+        c.drawString(300, 40, str(number))
+        c.showPage()
     c.save()
 
 
@@ -106,6 +113,8 @@ def test_adding_three_formats_embeds_only_their_passages(project):
     citation = pdf["citations"][0]
     assert citation["source"] == "harbin-depot.pdf" and citation["page"] == 2
     assert sources["harbin-depot.pdf"]["title"] == "Harbin Depot Inventory"
+    pdf_text = project.get_source("harbin-depot.pdf")["text"]
+    assert "DEPOT AUDIT OFFICE REPORT" not in pdf_text and "\n2\n" not in pdf_text
 
     # Nothing changed: nothing embedded. A removed source takes its passages with it.
     assert project.build().embedded == 0

@@ -12,7 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from .errors import SourceError
-from .sources import Reader, clean_markdown, clean_text, decode_text, split_front_matter
+from .sources import (
+    Reader,
+    clean_markdown,
+    clean_text,
+    decode_text,
+    running_heads,
+    split_front_matter,
+)
 
 Pages = tuple[tuple[int, int], ...]
 
@@ -74,8 +81,9 @@ def read_pdf(path: Path, raw: bytes) -> tuple[str, dict[str, Any], Pages]:
     parts: list[str] = []
     pages: list[tuple[int, int]] = []
     offset = 0
+    heads = running_heads("\n".join(page_texts))  # a running head repeats across pages
     for number, page_text in enumerate(page_texts, start=1):
-        cleaned = clean_text(page_text)
+        cleaned = clean_text(page_text, drop=heads)
         if not cleaned:
             continue
         if parts:

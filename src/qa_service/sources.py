@@ -13,7 +13,7 @@ import hashlib
 import os
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -198,7 +198,9 @@ def clean_markdown(body: str) -> str:
     return clean_text(body)
 
 
-def clean_text(body: str, vocabulary: Iterable[str] | None = None) -> str:
+def clean_text(
+    body: str, vocabulary: Iterable[str] | None = None, drop: Collection[str] | None = None
+) -> str:
     """Plain text as extracted (often from a PDF) → paragraphs of running text.
 
     Lines inside a paragraph are joined; a word broken at a line end ("Rus-\\nsia") is mended;
@@ -207,7 +209,7 @@ def clean_text(body: str, vocabulary: Iterable[str] | None = None) -> str:
     """
     body = body.replace("\r\n", "\n").replace("\r", "\n").replace("\f", "\n\n")
     lines = [_SPACES.sub(" ", line).strip() for line in body.split("\n")]
-    heads = _running_heads(lines)
+    heads = _running_heads(lines) | set(drop or ())
     lines = ["" if line in heads else line for line in lines]
     # Words as the text spells them elsewhere; the halves of words broken at a line end are
     # left out, or "Cen-\ntre" would count "cen" and "tre" as words.
@@ -302,6 +304,11 @@ def _keep_hyphen(head: str, tail: str, first: str, words: Counter[str]) -> bool:
         return True
     # Two whole words on either side ("long-\nrange") make a compound, not a syllable break.
     return min(len(head), len(tail)) >= 3 and words[head.lower()] > 0 and words[tail.lower()] > 0
+
+
+def running_heads(text: str) -> set[str]:
+    """Running heads of a text given as a whole, for cleaning it in parts (PDF pages)."""
+    return _running_heads([_SPACES.sub(" ", line).strip() for line in text.split("\n")])
 
 
 def _running_heads(lines: list[str]) -> set[str]:
