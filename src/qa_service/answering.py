@@ -189,6 +189,8 @@ def compose(
                 cand.coverage = 0.5 * _coverage(own, idf, present) + 0.5 * cand.coverage
         fragment = 0.15 if len(re.findall(r"\b[a-z]{3,}\b", cand.text)) < 3 else 0.0
         repeated = 0.1 if query.previous_answer and normalise(cand.text) in query.previous_answer else 0.0
+        # A passage without the question's telling names ("RD-93") speaks of something else.
+        missing_names = len(_absent_names(query, cand, unknown, retriever.common_terms))
         cand.score = (
             0.45 * cand.dense
             + 0.40 * cand.coverage
@@ -196,11 +198,12 @@ def compose(
             + 0.05 / cand.passage_rank
             - fragment
             - repeated
+            - 0.15 * missing_names
         )
     candidates.sort(key=lambda c: -c.score)
     best = candidates[0]
-    absent = _absent_names(query, best, unknown)
-    confidence = _confidence(best, kind, query, unknown, absent)
+    absent = _absent_names(query, best, unknown, retriever.common_terms)
+    confidence = _confidence(best, kind, query, unknown, absent, retriever.common_terms)
     if confidence < ANSWERABLE_THRESHOLD:
         return _not_answered(query, candidates, confidence, unknown, hits, data, absent)
     chosen = _choose(candidates, query, kind)
@@ -330,11 +333,17 @@ def _named(question: str) -> set[str]:
     for i, word in enumerate(words):
         if (i > 0 and word[0].isupper()) or any(ch.isdigit() for ch in word):
             out.update(tokens(word))
-    return out
+    # Numbers and times ("15", "2001", "mid-1990s") are said in many ways; they are no names.
+    return {t for t in out if not re.fullmatch(r"[\d.,]+|\D*(?:1[6-9]|20)\d\ds?", t)}
 
 
 def _confidence(
-    best: Candidate, kind: str, query: Query, unknown: list[str], absent: list[str]
+    best: Candidate,
+    kind: str,
+    query: Query,
+    unknown: list[str],
+    absent: list[str],
+    common: set[str] = frozenset(),
 ) -> float:
     """A logistic score of how likely the best sentence answers the question.
 
@@ -352,8 +361,9 @@ def _confidence(
     acronyms = {t for t in named if re.fullmatch(r"[A-Z]{2,6}", _original_words(query.question, [t])[0])}
     # A name the sources never mention is absent from the best passage too.
     absent_all = list(absent) + unknown_named
+    telling = named - common  # "China" and "Russia" are in every other passage here
     absent_share = (
-        sum(0.3 if t in acronyms else 1.0 for t in absent_all) / len(named) if named else 0.0
+        sum(0.3 if t in acronyms else 1.0 for t in absent_all) / len(telling) if telling else 0.0
     )
     z = (
         7.0 * (best.dense - 0.35)
@@ -366,11 +376,14 @@ def _confidence(
     return 1.0 / (1.0 + math.exp(-z))
 
 
-def _absent_names(query: Query, best: Candidate, unknown: list[str]) -> list[str]:
+def _absent_names(
+    query: Query, best: Candidate, unknown: list[str], common: set[str]
+) -> list[str]:
     """Names of the question that the sources know but the best sentence's passage lacks.
 
     A word matches on its first four letters ("China" ~ "Chinese"); a designation or number
-    only exactly ("S-500" is not "S-400").
+    only exactly or with a letter suffix ("Il-76" is in "Il-76MD"; "S-500" is not "S-400").
+    Names found in a quarter of all passages are left out: they tell nothing apart.
     """
     if query.followup:
         return []  # a follow-up's names may sit in the earlier turn's passage
@@ -380,7 +393,11 @@ def _absent_names(query: Query, best: Candidate, unknown: list[str]) -> list[str
     prefixes = {t[:4] for t in present if t.isalpha() and len(t) >= 4}
     absent = []
     for term in _named(query.question):
-        if term in unknown or term in present or term in QUESTION_WORDS:
+        if term in unknown or term in present or term in QUESTION_WORDS or term in common:
+            continue
+        if any(ch.isdigit() for ch in term) and any(
+            p.startswith(term) and p[len(term):].isalpha() for p in present
+        ):
             continue
         if term.isalpha() and len(term) >= 4 and term[:4] in prefixes:
             continue
@@ -429,7 +446,7 @@ def _short_answer(
     kind: str, chosen: list[Candidate], query: Query, period: bool, idf: dict[str, float]
 ) -> str | None:
     """The asked-for span of the first sentence, or a more precise statement of it."""
-    if kind == extract.OTHER:
+    if kind not in extract.SHORT_KINDS:
         return None
     short = None
     for cand in chosen:

@@ -10,8 +10,15 @@ from __future__ import annotations
 import dataclasses
 import re
 
-DATE, NUMBER, MONEY, PERSON, PLACE, DESIGNATION, NAME, OTHER = (
-    "date", "number", "money", "person", "place", "designation", "name", "other",
+DATE, NUMBER, MONEY, PERSON, PLACE, DESIGNATION, NAME, REASON, OTHER = (
+    "date", "number", "money", "person", "place", "designation", "name", "reason", "other",
+)
+# Kinds whose span is itself a short answer; a reason is a whole clause.
+SHORT_KINDS = frozenset({DATE, NUMBER, MONEY, PERSON, PLACE, DESIGNATION, NAME})
+_REASON = re.compile(
+    r"\b(?:because(?: of)?|due to|owing to|as a result(?: of)?|caused by|the reason|"
+    r"(?:official|real) reason|in order to|so that|led to|thanks to)\b",
+    re.I,
 )
 
 _MONTH = (
@@ -87,6 +94,8 @@ class Span:
 def question_kind(question: str) -> str:
     """The kind of thing a question asks for."""
     q = question.lower().strip()
+    if re.match(r"\s*why\b|.*\bfor what reason\b|.*\bwhat (?:caused|was the reason)\b", q):
+        return REASON
     money_words = r"worth|value|cost|price|budget|gdp|revenue|income|spend|paid|pay|amount"
     if re.search(r"\bhow much\b", q) or re.search(
         rf"\b(?:what|which)\b[^?]*\b(?:{money_words})\b", q
@@ -149,6 +158,8 @@ def spans(kind: str, sentence: str) -> list[Span]:
         found = _places(sentence)
     elif kind == NAME:
         found = _names(sentence)
+    elif kind == REASON:
+        found = _non_overlapping(sentence, [_REASON], REASON)
     else:
         found = []
     return sorted(found, key=lambda s: s.start)
@@ -254,6 +265,10 @@ def specificity(span: Span, period: bool = False) -> float:
 
     For a question about a period, a range is the precise answer.
     """
+    if span.kind == REASON:
+        # A reason is often given without a marker; a marker is a hint, not the answer.
+        return 0.5 if re.match(r"because|due|owing|caused|the reason|official|real", span.text,
+                               re.I) else 0.3
     if span.kind == NUMBER and re.fullmatch(rf"{_YEAR}", span.text):
         return 0.3  # a year is rarely the count asked for
     if span.kind != DATE:

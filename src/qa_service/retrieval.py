@@ -41,6 +41,7 @@ class BM25:
         for tf in self.term_freqs:
             df.update(tf.keys())
         n = len(documents)
+        self.doc_freq = dict(df)
         self.idf = {t: math.log(1 + (n - f + 0.5) / (f + 0.5)) for t, f in df.items()}
 
     def scores(self, query: Sequence[str], weights: dict[str, float] | None = None) -> np.ndarray:
@@ -66,6 +67,10 @@ class Retriever:
         self.passage_tokens = [tokens(p.text) for p in data.passages]
         self.bm25 = BM25(self.passage_tokens)
         self.vocabulary = set(self.bm25.idf)
+        # Terms in a quarter of the passages or more ("China", "Russia" here) tell no passage
+        # from another.
+        n = max(1, len(data.passages))
+        self.common_terms = {t for t, f in self.bm25.doc_freq.items() if f / n >= 0.25}
 
     def search(
         self,
