@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_VERBOSITY := error
 
-.PHONY: install index serve test test-deps bench lint clean
+.PHONY: install index serve test test-deps bench bench-peers lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,8 +45,19 @@ test: test-deps
 bench: test-deps index
 	$(BIN)/python bench/bench.py
 
+# Peers in a virtualenv of their own, so they never enter the product's dependencies.
+PEERS := .venv-peers
+$(PEERS)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(PEERS)
+	$(PEERS)/bin/pip install --quiet torch==2.13.0
+	$(PEERS)/bin/pip install --quiet txtai haystack-ai sentence-transformers-haystack -e .
+	touch $@
+
+bench-peers: index $(PEERS)/.installed
+	$(PEERS)/bin/python bench/peers.py
+
 lint: test-deps
 	$(BIN)/ruff check src tests bench
 
 clean:
-	rm -rf $(VENV) index/builds index/CURRENT test-artifacts
+	rm -rf $(VENV) $(PEERS) index/builds index/CURRENT test-artifacts
