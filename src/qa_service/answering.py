@@ -17,7 +17,7 @@ import numpy as np
 
 from . import extract
 from .retrieval import Hit, Retriever
-from .text import QUESTION_WORDS, normalise, tokens
+from .text import QUESTION_WORDS, normalise, token_set, tokens
 
 _ANAPHORA = frozenset(
     "he she him her his hers it its they them their theirs that this these those there then "
@@ -179,7 +179,7 @@ def compose(
         else:
             cand.best_span, cand.typed = _typed(kind, cand.text, norm_question, period)
             _lean_on_previous(cand, data, kind, norm_question, period)
-        present = set(tokens(cand.text))
+        present = token_set(cand.text)
         cand.coverage = _coverage(query.weights, idf, present)
         if query.followup:
             # The follow-up's own words say what is asked; the earlier turn only says about what.
@@ -389,7 +389,7 @@ def _absent_names(
         return []  # a follow-up's names may sit in the earlier turn's passage
     # The passage, not the sentence: "The exercise involves 10,000 troops" names its exercise
     # in the sentence before.
-    present = set(tokens(best.hit.passage.text)) | set(tokens(best.text))
+    present = token_set(best.hit.passage.text) | token_set(best.text)
     prefixes = {t[:4] for t in present if t.isalpha() and len(t) >= 4}
     absent = []
     for term in _named(query.question):
@@ -416,7 +416,7 @@ def _choose(candidates: list[Candidate], query: Query, kind: str) -> list[Candid
     chosen = [first]
     if first.byline:
         return chosen  # "who wrote it" is answered by the byline alone
-    covered = set(tokens(first.text))
+    covered = set(token_set(first.text))
     for cand in candidates[1:]:
         if len(chosen) == MAX_ANSWER_SENTENCES or cand.score < 0.7 * first.score:
             break
@@ -428,7 +428,7 @@ def _choose(candidates: list[Candidate], query: Query, kind: str) -> list[Candid
             continue  # the same words again (a title line repeating a sentence)
         if sum(len(c.text) for c in chosen) + len(cand.text) > 700:
             continue
-        new_terms = {t for t in tokens(cand.text) if t in query.weights} - covered
+        new_terms = {t for t in token_set(cand.text) if t in query.weights} - covered
         close = cand.score >= 0.85 * first.score and bool(new_terms)
         sharper = (
             first.best_span is not None
@@ -438,7 +438,7 @@ def _choose(candidates: list[Candidate], query: Query, kind: str) -> list[Candid
         )
         if close or sharper:
             chosen.append(cand)
-            covered |= set(tokens(cand.text))
+            covered |= token_set(cand.text)
     return chosen
 
 

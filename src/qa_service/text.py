@@ -7,6 +7,7 @@ Designations and numbers survive whole: "Su-27SK" → "su27sk", "S-300" → "s30
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 _TOKEN = re.compile(r"[A-Za-z0-9]+(?:[-.,'’][A-Za-z0-9]+)*")
 
@@ -42,6 +43,12 @@ def tokens(text: str) -> list[str]:
             if part and part not in STOPWORDS:
                 out.append(stem(part))
     return out
+
+
+@lru_cache(maxsize=65536)
+def token_set(text: str) -> frozenset[str]:
+    """`tokens` as a set, remembered: the same sentences are scored for question after question."""
+    return frozenset(tokens(text))
 
 
 def stem(word: str) -> str:
