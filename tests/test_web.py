@@ -68,6 +68,15 @@ def test_answer_bad_requests(client, body, message):
     assert message in error["message"]
 
 
+def test_history_may_carry_whole_earlier_responses(client):
+    first = client.post("/api/answer", json={"question": "What did the 1996 license contract "
+                                                         "cover?"}).get_json()
+    response = client.post("/api/answer", json={"question": "What was it worth?",
+                                                 "history": [first]})
+    assert response.status_code == 200
+    assert "2.2–2.5 billion" in response.get_json()["answer"]
+
+
 def test_answer_body_too_large(client):
     big = json.dumps({"question": "x", "history": [{"question": "q" * 1000}] * 70})
     _is_error(client.post("/api/answer", data=big, content_type="application/json"),

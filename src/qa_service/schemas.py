@@ -13,7 +13,8 @@ Question = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
 
 
 class Turn(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    # A client may send back whole earlier responses; only question and answer are used.
+    model_config = ConfigDict(extra="ignore", strict=True)
     question: StrictStr = Field(max_length=1000)
     answer: StrictStr = Field(default="", max_length=5000)
 
