@@ -13,6 +13,8 @@ from qa_service.text import tokens
         ("In what year was the plant opened?", extract.DATE),
         ("During which period did the embargo last?", extract.DATE),
         ("How many tanks were delivered?", extract.NUMBER),
+        ("What share of the exports went to China?", extract.NUMBER),
+        ("How big was the exercise?", extract.NUMBER),
         ("How much did the deal cost?", extract.MONEY),
         ("What was the value of the contract?", extract.MONEY),
         ("Who signed the memorandum?", extract.PERSON),

@@ -153,8 +153,8 @@ def compose(
     question with the earlier turn folded in; sentences are compared with both.
     """
     data = retriever.data
-    kind = extract.question_kind(query.question)
-    period = extract.wants_period(query.question)
+    want = extract.wanted(query.question)
+    kind = want.kind
     candidates = _candidates(hits, data)
     byline = _AUTHORSHIP.search(query.question) is not None
     if byline:
@@ -177,8 +177,8 @@ def compose(
         if cand.byline:
             cand.typed = 2.0  # the document's own author, named in its text
         else:
-            cand.best_span, cand.typed = _typed(kind, cand.text, norm_question, period)
-            _lean_on_previous(cand, data, kind, norm_question, period)
+            cand.best_span, cand.typed = _typed(want, cand.text, norm_question)
+            _lean_on_previous(cand, data, want, norm_question)
         present = token_set(cand.text)
         cand.coverage = _coverage(query.weights, idf, present)
         if query.followup:
@@ -207,7 +207,7 @@ def compose(
     if confidence < ANSWERABLE_THRESHOLD:
         return _not_answered(query, candidates, confidence, unknown, hits, data, absent)
     chosen = _choose(candidates, query, kind)
-    short = _short_answer(kind, chosen, query, period, idf)
+    short = _short_answer(want, chosen, query, idf)
     citations, parts = [], []
     for n, cand in enumerate(chosen, start=1):
         citations.append(_citation(n, cand, data))
@@ -280,16 +280,16 @@ def _coverage(weights: dict[str, float], idf: dict[str, float], present: set[str
 
 
 def _typed(
-    kind: str, sentence: str, norm_question: str, period: bool
+    want: extract.Wanted, sentence: str, norm_question: str
 ) -> tuple[extract.Span | None, float]:
     """The most precise span of the asked-for kind that the question does not already name."""
-    if kind == extract.OTHER:
+    if want.kind == extract.OTHER:
         return None, 0.0
     best, value = None, 0.0
-    for span in extract.spans(kind, sentence):
+    for span in extract.spans(want.kind, sentence):
         norm = normalise(span.text)
         if norm and norm not in norm_question:
-            score = extract.specificity(span, period)
+            score = extract.specificity(span, want)
             if score > value:
                 best, value = span, score
     return best, value
@@ -299,7 +299,7 @@ _LEANS_BACK = re.compile(r"(?:It|Its|This|These|They|Their|He|His|She|Her|That|T
 
 
 def _lean_on_previous(
-    cand: Candidate, data: Any, kind: str, norm_question: str, period: bool
+    cand: Candidate, data: Any, want: extract.Wanted, norm_question: str
 ) -> None:
     """Take in the sentence before when this one needs it: "It included ..." says nothing
     alone, and a dated heading often sits just before the sentence that matches the question."""
@@ -310,7 +310,7 @@ def _lean_on_previous(
     if "\n" in doc_text[previous.end:cand.start]:
         return  # another paragraph
     before = doc_text[previous.start:previous.end]
-    span, typed = _typed(kind, before, norm_question, period)
+    span, typed = _typed(want, before, norm_question)
     needs_context = _LEANS_BACK.match(cand.text) is not None
     gains_type = typed > cand.typed + 0.3
     if not (needs_context or gains_type):
@@ -443,16 +443,16 @@ def _choose(candidates: list[Candidate], query: Query, kind: str) -> list[Candid
 
 
 def _short_answer(
-    kind: str, chosen: list[Candidate], query: Query, period: bool, idf: dict[str, float]
+    want: extract.Wanted, chosen: list[Candidate], query: Query, idf: dict[str, float]
 ) -> str | None:
     """The asked-for span of the first sentence, or a more precise statement of it."""
-    if kind not in extract.SHORT_KINDS:
+    if want.kind not in extract.SHORT_KINDS:
         return None
     short = None
     for cand in chosen:
         if cand.byline and cand.best_span is not None:
             return cand.best_span.text
-        found = _span_near_terms(kind, cand, query, period, idf)
+        found = _span_near_terms(want, cand, query, idf)
         if found is None:
             continue
         if short is None or extract.refines(found, short):
@@ -461,7 +461,7 @@ def _short_answer(
 
 
 def _span_near_terms(
-    kind: str, cand: Candidate, query: Query, period: bool, idf: dict[str, float]
+    want: extract.Wanted, cand: Candidate, query: Query, idf: dict[str, float]
 ) -> str | None:
     """The span of the asked-for kind nearest the question's rarest term in the sentence.
 
@@ -470,35 +470,33 @@ def _span_near_terms(
     """
     norm_question = normalise(query.question)
     options = [
-        s for s in extract.spans(kind, cand.text)
+        s for s in extract.spans(want.kind, cand.text)
         if normalise(s.text) and normalise(s.text) not in norm_question
     ]
     if not options:
         return None
-    top = max(extract.specificity(s, period) for s in options)
-    options = [s for s in options if extract.specificity(s, period) == top]
-    wanted = {t for t in query.own_terms if t not in QUESTION_WORDS}
+    top = max(extract.specificity(s, want) for s in options)
+    options = [s for s in options if extract.specificity(s, want) == top]
+    wanted_terms = {t for t in query.own_terms if t not in QUESTION_WORDS}
     anchors: list[tuple[float, int, int]] = []  # (weight, start, end)
     for m in _WORD_SPAN.finditer(cand.text):
         for term in tokens(m.group(0)):
-            if term in wanted:
+            if term in wanted_terms:
                 anchors.append((idf.get(term, 1.0), m.start(), m.end()))
-    if anchors:
-        rarest = max(w for w, _, _ in anchors)
-        anchors = [a for a in anchors if a[0] >= 0.8 * rarest]
 
-    def distance(span: extract.Span) -> float:
-        penalty = 0.0
-        if kind == extract.NUMBER and re.fullmatch(r"(?:1[6-9]|20)\d\d", span.text):
-            penalty = 1000.0  # a year is rarely the count asked for
-        if not anchors:
-            return penalty + span.start
-        return penalty + min(
-            span.start - end if span.start >= end else 1.5 * max(0, start - span.end)
-            for _, start, end in anchors
-        )
+    def closeness(span: extract.Span) -> float:
+        # Every question term near the span pulls it, the rarer the harder; a span just after
+        # a term ("J-10 (AL-31FN)") is nearer than one just before it.
+        pull = 0.0
+        for weight, start, end in anchors:
+            if span.start >= end:
+                gap = span.start - end
+            else:
+                gap = 1.5 * max(0, start - span.end)
+            pull += weight / (1.0 + gap / 8.0)
+        return pull - span.start * 1e-6  # ties: the earlier span
 
-    return min(options, key=distance).text
+    return max(options, key=closeness).text
 
 
 def _citation(n: int, cand: Candidate, data: Any) -> Citation:

@@ -96,13 +96,15 @@ def question_kind(question: str) -> str:
     q = question.lower().strip()
     if re.match(r"\s*why\b|.*\bfor what reason\b|.*\bwhat (?:caused|was the reason)\b", q):
         return REASON
+    if re.search(r"\bwhat (?:percentage|share|proportion|fraction|part)\b|\bhow many percent\b", q):
+        return NUMBER
     money_words = r"worth|value|cost|price|budget|gdp|revenue|income|spend|paid|pay|amount"
     if re.search(r"\bhow much\b", q) or re.search(
         rf"\b(?:what|which)\b[^?]*\b(?:{money_words})\b", q
     ):
         if re.search(r"\bhow much\b", q) or re.search(rf"\b(?:{money_words})\b", q):
             return MONEY
-    if re.search(r"\bhow many\b|\bwhat (?:number|share|percentage|proportion)\b", q):
+    if re.search(r"\bhow (?:many|big|large|far|heavy|strong)\b|\bwhat (?:number|size)\b", q):
         return NUMBER
     if re.search(
         r"\bwhen\b|\bwhat (?:year|years|date|month|period|decade)\b|\bwhich (?:year|years|date|"
@@ -260,7 +262,25 @@ def wants_period(question: str) -> bool:
     return _PERIOD_QUESTION.search(question) is not None
 
 
-def specificity(span: Span, period: bool = False) -> float:
+def wants_share(question: str) -> bool:
+    return re.search(r"\b(?:percent|percentage|share|proportion|fraction)\b", question, re.I) is not None
+
+
+@dataclasses.dataclass(frozen=True)
+class Wanted:
+    """What a question asks for: its kind, and whether a span (a range for "which period",
+    a percentage for "what share") answers it better than another of that kind."""
+
+    kind: str
+    period: bool = False
+    share: bool = False
+
+
+def wanted(question: str) -> Wanted:
+    return Wanted(question_kind(question), wants_period(question), wants_share(question))
+
+
+def specificity(span: Span, want: Wanted | None = None) -> float:
     """How precisely a span answers: a full date beats a month, a month a year, a year a decade.
 
     For a question about a period, a range is the precise answer.
@@ -271,6 +291,9 @@ def specificity(span: Span, period: bool = False) -> float:
                                re.I) else 0.3
     if span.kind == NUMBER and re.fullmatch(rf"{_YEAR}", span.text):
         return 0.3  # a year is rarely the count asked for
+    period = want.period if want else False
+    if span.kind == NUMBER and want is not None and want.share:
+        return 1.0 if re.search(r"percent|%", span.text) else 0.5
     if span.kind != DATE:
         return 1.0
     text = span.text
