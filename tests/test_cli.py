@@ -57,3 +57,21 @@ def test_help_lists_settings(runner):
     result = runner.invoke(main, ["--help"])
     assert result.exit_code == 0
     assert "QA_INDEX_DIR" in result.output and "QA_MODEL" in result.output
+
+
+def test_eval_prints_figures_calibration_and_misses(runner, real_index):
+    from .conftest import GOLD
+
+    result = runner.invoke(main, ["eval", str(GOLD / "paraphrased.jsonl"), "--compare"],
+                           env=_env(real_index))
+    assert result.exit_code == 0, result.output
+    for label in ("answer_accuracy", "recall_at_5", "mrr", "latency_p95_ms", "hybrid", "dense",
+                  "confidence   answers   right"):
+        assert label in result.stdout
+
+
+def test_eval_rejects_a_bad_gold_file(runner, real_index, tmp_path):
+    bad = tmp_path / "gold.jsonl"
+    bad.write_text('{"question": "ok?", "answers": ["x"]}\nnot json\n', encoding="utf-8")
+    result = runner.invoke(main, ["eval", str(bad)], env=_env(real_index))
+    assert result.exit_code == 1 and "line 2: not JSON" in result.output

@@ -235,7 +235,7 @@ def serve(ctx: click.Context, dev: bool, **flags: Any) -> None:
 def eval_command(ctx: click.Context, gold: Path, as_json: bool, compare: bool,
                  **flags: Any) -> None:
     """Score a gold set (shared/eval/dev.jsonl format) through the API's code path."""
-    from .evaluation import evaluate, format_report, load_gold
+    from .evaluation import evaluate, format_calibration, format_report, load_gold
 
     service = _service(_settings(ctx, **flags))
     items = load_gold(gold)
@@ -246,10 +246,12 @@ def eval_command(ctx: click.Context, gold: Path, as_json: bool, compare: bool,
         reports.append(evaluate(items, service.ask, texts, mode="dense"))
     if as_json:
         click.echo(json.dumps(
-            {r.mode: {"figures": r.figures(), "misses": r.misses} for r in reports}, indent=2
+            {r.mode: {"figures": r.figures(), "misses": r.misses,
+                      "calibration": r.calibration} for r in reports}, indent=2
         ))
         return
     click.echo(format_report(reports))
+    click.echo("\n" + format_calibration(reports[0]))
     misses = reports[0].misses
     click.echo(f"\n{len(misses)} misses ({reports[0].mode}):" if misses else "\nno misses")
     for miss in misses:

@@ -180,3 +180,16 @@ def format_report(reports: list[Report]) -> str:
     for name in names:
         lines.append(f"{name:<26}" + "".join(f"{r.figures()[name]:>12}" for r in reports))
     return "\n".join(lines)
+
+
+CONFIDENCE_BUCKETS = ((0.0, 0.5), (0.5, 0.8), (0.8, 0.95), (0.95, 1.01))
+
+
+def format_calibration(report: Report) -> str:
+    """How often answers were right at each level of confidence: higher should be more often."""
+    lines = ["confidence   answers   right"]
+    for low, high in CONFIDENCE_BUCKETS:
+        inside = [ok for c, ok in report.calibration if low <= c < high]
+        share = f"{sum(inside) / len(inside):.2f}" if inside else "-"
+        lines.append(f"{low:.2f}-{min(high, 1.0):.2f}  {len(inside):>7}   {share:>5}")
+    return "\n".join(lines)
