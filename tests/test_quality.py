@@ -13,6 +13,12 @@ def _texts(service):
     return {d.source: d.text for d in service.snapshot().data.documents.values()}
 
 
+def test_missing_number_is_said_plainly(real_service):
+    result = real_service.ask("How many S-500 systems did China buy?")
+    assert result["answer"].startswith("The sources do not give a number")
+    assert any("S-500" in c["quote"] for c in result["citations"])  # the nearest, to check
+
+
 def test_done_criterion_diplomatic_relations(real_service):
     result = real_service.ask(
         "When were diplomatic relations between the Soviet Union and China established?")
@@ -30,6 +36,9 @@ def test_done_criterion_diplomatic_relations(real_service):
     # Names the sources know, in a question they do not answer.
     "How many Su-27 fighters did India buy?",
     "When did Japan and China sign a treaty?",
+    # The sources name the S-500 and the Su-35S deal but give no such number or amount.
+    "How many S-500 systems did China buy?",
+    "How much did China pay for the Su-35S fighters?",
 ])
 def test_out_of_source_questions_are_not_answered(real_service, question):
     result = real_service.ask(question)

@@ -26,6 +26,7 @@ _ANAPHORA = frozenset(
 _MARKER = re.compile(r"\s*\[\d+\]")
 _WORD_SPAN = re.compile(r"[A-Za-z0-9]+(?:[-.,'’/][A-Za-z0-9]+)*")
 MAX_ANSWER_SENTENCES = 3
+_CRISP_KINDS = frozenset({extract.DATE, extract.NUMBER, extract.MONEY})
 _TYPE_CUES = frozenset(tokens(
     "worth value cost price amount year date time period many much number name called "
     "place city country person"))
@@ -205,7 +206,8 @@ def compose(
     absent = _absent_names(query, best, unknown, retriever.common_terms)
     confidence = _confidence(best, kind, query, unknown, absent, retriever.common_terms)
     if confidence < ANSWERABLE_THRESHOLD:
-        return _not_answered(query, candidates, confidence, unknown, hits, data, absent)
+        lacking = kind if kind in _CRISP_KINDS and best.typed < 0.3 else None
+        return _not_answered(query, candidates, confidence, unknown, hits, data, absent, lacking)
     chosen = _choose(candidates, query, kind)
     short = _short_answer(want, chosen, query, idf)
     citations, parts = [], []
@@ -368,8 +370,10 @@ def _confidence(
     z = (
         7.0 * (best.dense - 0.35)
         + 3.0 * (best.coverage - 0.35)
-        # The asked-for kind of thing (a date for "when") present, or missing.
+        # The asked-for kind of thing (a date for "when") present, or missing. A "how many"
+        # answered by a sentence with no number at all has not been answered.
         + (1.6 * min(best.typed, 1.0) - 0.8 if kind != extract.OTHER else 0.4)
+        - (3.5 if kind in _CRISP_KINDS and best.typed < 0.3 else 0.0)
         - 6.0 * unknown_share
         - 6.0 * absent_share
     )
@@ -529,9 +533,17 @@ def _not_answered(
     hits: Sequence[Hit],
     data: Any,
     absent: Sequence[str] = (),
+    lacking: str | None = None,
 ) -> Answer:
     named = _named(query.question)
-    if any(t in named for t in unknown) or (unknown and not absent):
+    own = [t for t in query.own_terms if t not in QUESTION_WORDS]
+    mostly_unknown = bool(own) and len(unknown) * 2 >= len(own)
+    if lacking and not any(t in named for t in unknown) and not absent:
+        what = {extract.DATE: "a date", extract.NUMBER: "a number",
+                extract.MONEY: "an amount"}[lacking]
+        text = (f"The sources do not give {what} for this. The closest passages are listed for "
+                "you to check.")
+    elif any(t in named for t in unknown) or (unknown and not absent and mostly_unknown):
         first = [t for t in unknown if t in named] or list(unknown)
         names = ", ".join(f"“{t}”" for t in _original_words(query.question, first)[:4])
         text = f"The sources do not say: they never mention {names}."
