@@ -539,10 +539,10 @@ def _not_answered(
     own = [t for t in query.own_terms if t not in QUESTION_WORDS]
     mostly_unknown = bool(own) and len(unknown) * 2 >= len(own)
     if lacking and not any(t in named for t in unknown) and not absent:
-        what = {extract.DATE: "a date", extract.NUMBER: "a number",
-                extract.MONEY: "an amount"}[lacking]
-        text = (f"The sources do not give {what} for this. The closest passages are listed for "
-                "you to check.")
+        how, what = {extract.DATE: ("when", "date"), extract.NUMBER: ("how many", "number"),
+                     extract.MONEY: ("how much", "amount")}[lacking]
+        text = (f"The sources do not say {how}: the closest passages give no {what} for it. "
+                "They are listed for you to check.")
     elif any(t in named for t in unknown) or (unknown and not absent and mostly_unknown):
         first = [t for t in unknown if t in named] or list(unknown)
         names = ", ".join(f"“{t}”" for t in _original_words(query.question, first)[:4])
