@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from . import extract
+from .chunking import Span
 from .retrieval import Hit, Retriever
 from .text import QUESTION_WORDS, normalise, token_set, tokens
 
@@ -305,9 +306,9 @@ def _lean_on_previous(
 ) -> None:
     """Take in the sentence before when this one needs it: "It included ..." says nothing
     alone, and a dated heading often sits just before the sentence that matches the question."""
-    if cand.sentence == 0:
+    previous = _sentence_before(cand, data)
+    if previous is None:
         return
-    previous = cand.hit.passage.sentences[cand.sentence - 1]
     doc_text = data.documents[cand.hit.passage.source].text
     if "\n" in doc_text[previous.end:cand.start]:
         return  # another paragraph
@@ -317,10 +318,31 @@ def _lean_on_previous(
     gains_type = typed > cand.typed + 0.3
     if not (needs_context or gains_type):
         return
+    if previous.start < cand.hit.passage.start:
+        # The citation's passage must hold the whole quote: the previous passage does, when
+        # passages overlap; otherwise the sentence stays alone.
+        index = cand.hit.index - 1
+        earlier = data.passages[index]
+        if not earlier.start <= previous.start or cand.end > earlier.end:
+            return
+        cand.hit = dataclasses.replace(cand.hit, index=index, passage=earlier)
+        cand.sentence = next(i for i, s in enumerate(earlier.sentences) if s.end == cand.end)
     if gains_type:
         cand.best_span, cand.typed = span, 0.8 * typed
     cand.start = previous.start
     cand.text = doc_text[cand.start:cand.end]
+
+
+def _sentence_before(cand: Candidate, data: Any) -> Span | None:
+    """The sentence before the candidate's, looked up in the previous passage when the
+    candidate opens its own."""
+    if cand.sentence > 0:
+        return cand.hit.passage.sentences[cand.sentence - 1]
+    index = cand.hit.index - 1
+    if index < 0 or data.passages[index].source != cand.hit.passage.source:
+        return None
+    earlier = [s for s in data.passages[index].sentences if s.end <= cand.start]
+    return earlier[-1] if earlier else None
 
 
 def _unknown_terms(query: Query, retriever: Retriever) -> list[str]:
@@ -373,7 +395,7 @@ def _confidence(
         # The asked-for kind of thing (a date for "when") present, or missing. A "how many"
         # answered by a sentence with no number at all has not been answered.
         + (1.6 * min(best.typed, 1.0) - 0.8 if kind != extract.OTHER else 0.4)
-        - (3.5 if kind in _CRISP_KINDS and best.typed < 0.3 else 0.0)
+        - (4.5 if kind in _CRISP_KINDS and best.typed < 0.3 else 0.0)
         - 6.0 * unknown_share
         - 6.0 * absent_share
     )
