@@ -100,6 +100,7 @@ class Candidate:
     typed: float = 0.0
     score: float = 0.0
     best_span: extract.Span | None = None
+    absent: tuple[str, ...] = ()  # telling names of the question its passage lacks
     byline: bool = False  # the sentence names its document's author
 
 
@@ -166,8 +167,9 @@ def compose(
             c for c in candidates if (c.hit.passage.source, c.start) not in taken
         ]
     unknown = _unknown_terms(query, retriever)
+    named = _named(query.question)
     if not candidates:
-        return _not_answered(query, [], 0.0, unknown, hits, data)
+        return _not_answered(query, [], 0.0, unknown, named, data)
     idf = retriever.bm25.idf
     norm_question = normalise(query.question)
     for cand in candidates:
@@ -192,7 +194,7 @@ def compose(
         fragment = 0.15 if len(re.findall(r"\b[a-z]{3,}\b", cand.text)) < 3 else 0.0
         repeated = 0.1 if query.previous_answer and normalise(cand.text) in query.previous_answer else 0.0
         # A passage without the question's telling names ("RD-93") speaks of something else.
-        missing_names = len(_absent_names(query, cand, unknown, retriever.common_terms))
+        cand.absent = _absent_names(query, cand, unknown, named, retriever.common_terms)
         cand.score = (
             0.45 * cand.dense
             + 0.40 * cand.coverage
@@ -200,16 +202,16 @@ def compose(
             + 0.05 / cand.passage_rank
             - fragment
             - repeated
-            - 0.15 * missing_names
+            - 0.15 * len(cand.absent)
         )
     candidates.sort(key=lambda c: -c.score)
     best = candidates[0]
-    absent = _absent_names(query, best, unknown, retriever.common_terms)
-    confidence = _confidence(best, kind, query, unknown, absent, retriever.common_terms)
+    confidence = _confidence(best, kind, query, unknown, named, retriever.common_terms)
     if confidence < ANSWERABLE_THRESHOLD:
         lacking = kind if kind in _CRISP_KINDS and best.typed < 0.3 else None
-        return _not_answered(query, candidates, confidence, unknown, hits, data, absent, lacking)
-    chosen = _choose(candidates, query, kind)
+        return _not_answered(query, candidates, confidence, unknown, named, data, best.absent,
+                             lacking)
+    chosen = _choose(candidates, query)
     short = _short_answer(want, chosen, query, idf)
     citations, parts = [], []
     for n, cand in enumerate(chosen, start=1):
@@ -366,8 +368,8 @@ def _confidence(
     kind: str,
     query: Query,
     unknown: list[str],
-    absent: list[str],
-    common: set[str] = frozenset(),
+    named: set[str],
+    common: set[str],
 ) -> float:
     """A logistic score of how likely the best sentence answers the question.
 
@@ -376,7 +378,7 @@ def _confidence(
     S-400) means the passage answers another question.
     """
     own = [t for t in query.own_terms if t not in QUESTION_WORDS]
-    named = _named(query.question)
+    absent = best.absent
     unknown_named = [t for t in unknown if t in named]
     unknown_share = min(1.0, 0.3 * (len(unknown) - len(unknown_named)) / len(own)) if own else 0.0
     if named:
@@ -403,8 +405,8 @@ def _confidence(
 
 
 def _absent_names(
-    query: Query, best: Candidate, unknown: list[str], common: set[str]
-) -> list[str]:
+    query: Query, best: Candidate, unknown: list[str], named: set[str], common: set[str]
+) -> tuple[str, ...]:
     """Names of the question that the sources know but the best sentence's passage lacks.
 
     A word matches on its first four letters ("China" ~ "Chinese"); a designation or number
@@ -412,13 +414,13 @@ def _absent_names(
     Names found in a quarter of all passages are left out: they tell nothing apart.
     """
     if query.followup:
-        return []  # a follow-up's names may sit in the earlier turn's passage
+        return ()  # a follow-up's names may sit in the earlier turn's passage
     # The passage, not the sentence: "The exercise involves 10,000 troops" names its exercise
     # in the sentence before.
     present = token_set(best.hit.passage.text) | token_set(best.text)
     prefixes = {t[:4] for t in present if t.isalpha() and len(t) >= 4}
     absent = []
-    for term in _named(query.question):
+    for term in named:
         if term in unknown or term in present or term in QUESTION_WORDS or term in common:
             continue
         if any(ch.isdigit() for ch in term) and any(
@@ -428,10 +430,10 @@ def _absent_names(
         if term.isalpha() and len(term) >= 4 and term[:4] in prefixes:
             continue
         absent.append(term)
-    return absent
+    return tuple(absent)
 
 
-def _choose(candidates: list[Candidate], query: Query, kind: str) -> list[Candidate]:
+def _choose(candidates: list[Candidate], query: Query) -> list[Candidate]:
     """The best sentence, plus up to two runners-up that add to it.
 
     A runner-up is taken when it is close and brings the question's terms the first lacks, or
@@ -552,12 +554,11 @@ def _not_answered(
     candidates: list[Candidate],
     confidence: float,
     unknown: list[str],
-    hits: Sequence[Hit],
+    named: set[str],
     data: Any,
     absent: Sequence[str] = (),
     lacking: str | None = None,
 ) -> Answer:
-    named = _named(query.question)
     own = [t for t in query.own_terms if t not in QUESTION_WORDS]
     mostly_unknown = bool(own) and len(unknown) * 2 >= len(own)
     if lacking and not any(t in named for t in unknown) and not absent:
@@ -606,7 +607,7 @@ def _original_words(question: str, terms: list[str]) -> list[str]:
 def passage_baseline(query: Query, hits: Sequence[Hit], data: Any) -> Answer:
     """The usual FAISS-only setup, for comparison: the top passage is the answer, always."""
     if not hits:
-        return _not_answered(query, [], 0.0, [], hits, data)
+        return _not_answered(query, [], 0.0, [], set(), data)
     top = hits[0]
     doc = data.documents[top.passage.source]
     citation = Citation(

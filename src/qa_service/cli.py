@@ -17,7 +17,7 @@ from .config import Settings, settings_help
 from .errors import QAError
 
 
-def _settings(ctx: click.Context, **flags: Any) -> Settings:
+def _settings(**flags: Any) -> Settings:
     try:
         return Settings.from_env(**flags)
     except QAError as exc:
@@ -81,7 +81,7 @@ def build(ctx: click.Context, if_missing: bool, **flags: Any) -> None:
 
     Exits 0 when every file was indexed, 3 when some were skipped (each is named).
     """
-    service = _service(_settings(ctx, **flags))
+    service = _service(_settings(**flags))
     if if_missing and service.store.current_build_id() is not None:
         click.echo(f"index {service.store.current_build_id()} already built; nothing to do")
         return
@@ -119,11 +119,10 @@ def _build_with_progress(service: Any) -> Any:
 @click.option("--source", "only", multiple=True, help="search only this source id (repeatable)")
 @_index_opt
 @_model_opt
-@click.pass_context
-def ask(ctx: click.Context, question: str, as_json: bool, top_k: int | None,
+def ask(question: str, as_json: bool, top_k: int | None,
         only: tuple[str, ...], **flags: Any) -> None:
     """Answer QUESTION from the index, with citations."""
-    service = _service(_settings(ctx, **flags))
+    service = _service(_settings(**flags))
     result = service.ask(question, top_k=top_k, sources=list(only) or None)
     if as_json:
         click.echo(json.dumps(result, ensure_ascii=False, indent=2))
@@ -154,7 +153,7 @@ def add(ctx: click.Context, items: tuple[str, ...], no_build: bool, **flags: Any
 
     from .sources import copy_into
 
-    settings = _settings(ctx, **flags)
+    settings = _settings(**flags)
     for item in items:
         if item.startswith(("http://", "https://")):
             with tempfile.TemporaryDirectory() as folder:
@@ -206,12 +205,11 @@ def _download(url: str, folder: Path) -> tuple[Path, str]:
 @_sources_opt
 @_index_opt
 @_model_opt
-@click.pass_context
-def serve(ctx: click.Context, dev: bool, **flags: Any) -> None:
+def serve(dev: bool, **flags: Any) -> None:
     """Serve the chat page and the JSON API (waitress, model and index loaded first)."""
     from .web import create_app
 
-    settings = _settings(ctx, **flags)
+    settings = _settings(**flags)
     service = _service(settings)
     service.warm_up()
     app = create_app(settings, service)
@@ -231,13 +229,12 @@ def serve(ctx: click.Context, dev: bool, **flags: Any) -> None:
 @click.option("--compare", is_flag=True, help="also score plain dense (FAISS-only) retrieval")
 @_index_opt
 @_model_opt
-@click.pass_context
-def eval_command(ctx: click.Context, gold: Path, as_json: bool, compare: bool,
+def eval_command(gold: Path, as_json: bool, compare: bool,
                  **flags: Any) -> None:
     """Score a gold set (shared/eval/dev.jsonl format) through the API's code path."""
     from .evaluation import evaluate, format_calibration, format_report, load_gold
 
-    service = _service(_settings(ctx, **flags))
+    service = _service(_settings(**flags))
     items = load_gold(gold)
     texts = {d.source: d.text for d in service.snapshot().data.documents.values()}
     service.ask("warm up")  # the first question pays for loading; keep it out of latency

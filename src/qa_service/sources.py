@@ -13,7 +13,7 @@ import hashlib
 import os
 import re
 from collections import Counter
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
@@ -198,9 +198,7 @@ def clean_markdown(body: str) -> str:
     return clean_text(body)
 
 
-def clean_text(
-    body: str, vocabulary: Iterable[str] | None = None, drop: Collection[str] | None = None
-) -> str:
+def clean_text(body: str, drop: Collection[str] | None = None) -> str:
     """Plain text as extracted (often from a PDF) → paragraphs of running text.
 
     Lines inside a paragraph are joined; a word broken at a line end ("Rus-\\nsia") is mended;
@@ -220,8 +218,6 @@ def clean_text(
         head, _, tail = compound.rpartition("-")
         words[f"-{tail}"] += 1
         words[f"{head.split('-')[0]}-"] += 1
-    if vocabulary:
-        words.update(w.lower() for w in vocabulary)
 
     paragraphs: list[list[str]] = []
     blank_before = True

@@ -76,7 +76,7 @@ def _http_error(exc: HTTPException):
                   message, status)
 
 
-def _unexpected_error(exc: Exception):
+def _unexpected_error(_exc: Exception):
     log.exception("unhandled error on %s %s", request.method, request.path)
     return _error("internal_error", "the service failed on this request; it has been logged",
                   500)
