@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_VERBOSITY := error
 
-.PHONY: install index serve test test-deps bench bench-peers lint clean
+.PHONY: install index serve test test-deps bench bench-peers lint clean training-index train cv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -62,3 +62,22 @@ lint: test-deps
 
 clean:
 	rm -rf $(VENV) $(PEERS) index/builds index/CURRENT test-artifacts
+
+# The answer model: fitted on the gold sets in training/ over the shipped sources plus the SQuAD
+# article of ../shared/eval/external (converted by `qa-service squad`), in an index of its own.
+SQUAD := ../shared/eval/external/squad2-dev-normans.json
+TRAIN_DIR := training/.work
+TRAIN_GOLD := $(wildcard training/gold/*.jsonl) $(TRAIN_DIR)/squad-normans.jsonl
+TRAIN_ENV := QA_SOURCES_DIR=$(TRAIN_DIR)/sources QA_INDEX_DIR=$(TRAIN_DIR)/index
+
+training-index: install
+	rm -rf $(TRAIN_DIR)/sources && mkdir -p $(TRAIN_DIR)/sources
+	cp sources/* $(TRAIN_DIR)/sources/
+	$(BIN)/qa-service squad $(SQUAD) --into $(TRAIN_DIR)/sources --gold $(TRAIN_DIR)/squad-normans.jsonl
+	$(TRAIN_ENV) $(BIN)/qa-service build
+
+train: training-index
+	$(TRAIN_ENV) $(BIN)/qa-service train $(TRAIN_GOLD)
+
+cv: training-index
+	$(TRAIN_ENV) $(BIN)/qa-service eval --cv $(TRAIN_GOLD)

@@ -10,7 +10,7 @@ from .conftest import SOURCES
 
 def test_every_passage_and_sentence_is_its_source_text_at_its_offsets():
     docs, _ = load_documents(SOURCES)
-    assert len(docs) == 3
+    assert len(docs) >= 3
     for doc in docs:
         passages = make_passages(doc.source, doc.text)
         assert passages

@@ -224,19 +224,32 @@ def serve(dev: bool, **flags: Any) -> None:
 
 
 @main.command(name="eval")
-@click.argument("gold", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("gold", nargs=-1, required=True,
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="print the figures as JSON")
 @click.option("--compare", is_flag=True, help="also score plain dense (FAISS-only) retrieval")
+@click.option("--cv", is_flag=True,
+              help="refit the answer model leaving each document out; report held-out figures")
+@click.option("--log-features", type=click.Path(dir_okay=False, path_type=Path),
+              help="write every candidate's features and label as JSON lines to this file")
+@_sources_opt
 @_index_opt
 @_model_opt
-def eval_command(gold: Path, as_json: bool, compare: bool,
-                 **flags: Any) -> None:
-    """Score a gold set (shared/eval/dev.jsonl format) through the API's code path."""
+def eval_command(gold: tuple[Path, ...], as_json: bool, compare: bool, cv: bool,
+                 log_features: Path | None, **flags: Any) -> None:
+    """Score gold sets (shared/eval/dev.jsonl format) through the API's code path.
+
+    With --cv, figures come from leave-one-document-out cross-validation of the answer model
+    (the questions of each document answered by weights fitted without them).
+    """
     from .evaluation import evaluate, format_calibration, format_report, load_gold
 
     service = _service(_settings(**flags))
-    items = load_gold(gold)
+    items = [item for path in gold for item in load_gold(path)]
     texts = {d.source: d.text for d in service.snapshot().data.documents.values()}
+    if cv or log_features:
+        _cross_validated(service, gold, texts, as_json, log_features, cv)
+        return
     service.ask("warm up")  # the first question pays for loading; keep it out of latency
     reports = [evaluate(items, service.ask, texts, mode="hybrid")]
     if compare:
@@ -253,3 +266,95 @@ def eval_command(gold: Path, as_json: bool, compare: bool,
     click.echo(f"\n{len(misses)} misses ({reports[0].mode}):" if misses else "\nno misses")
     for miss in misses:
         click.echo(f"  - {miss}")
+
+
+def _examples(service: Any, gold: tuple[Path, ...], texts: dict[str, str]) -> dict[Path, list[Any]]:
+    from .evaluation import load_gold
+    from .training import prepare_examples
+
+    return {path: prepare_examples(load_gold(path), service.prepare, texts) for path in gold}
+
+
+def _cross_validated(service: Any, gold: tuple[Path, ...], texts: dict[str, str], as_json: bool,
+                     log_features: Path | None, cv: bool) -> None:
+    from .training import cross_validate, figures, format_cv, reliability
+
+    snap = service.snapshot()
+    by_file = _examples(service, gold, texts)
+    examples = [ex for exs in by_file.values() for ex in exs]
+    if log_features:
+        from .answering import Features
+
+        with log_features.open("w", encoding="utf-8") as out:
+            for ex in examples:
+                for feats, label in zip(ex.prepared.features, ex.labels()):
+                    row = dict(zip(Features.names(), feats.vector().round(4).tolist()))
+                    out.write(json.dumps({"id": ex.id, "group": ex.group, "label": label, **row}) + "\n")
+        click.echo(f"features of {len(examples)} questions written to {log_features}", err=True)
+    if not cv:
+        return
+    outcomes = cross_validate(examples, snap.corpus, snap.data.documents)
+    by_set = {"all": figures(outcomes)}
+    for path, exs in by_file.items():
+        ids = {id(ex) for ex in exs}
+        by_set[path.stem] = figures([o for o in outcomes if id(o.example) in ids])
+    table = reliability(outcomes)
+    if as_json:
+        misses = [{"id": o.example.id, "question": o.example.prepared.question.text,
+                   "answers": o.example.answers, "answerable": o.example.answerable,
+                   "got": o.result["answer"][:200], "short": o.result["short_answer"],
+                   "confidence": o.confidence} for o in outcomes
+                  if o.result["answerable"] != o.example.answerable or not o.would_be_right
+                  and o.example.answerable]
+        click.echo(json.dumps({"figures": by_set, "reliability": table, "misses": misses}, indent=1))
+        return
+    click.echo(format_cv(by_set, table))
+
+
+@main.command()
+@click.argument("gold", nargs=-1, required=True,
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              default=Path(__file__).parent / "answering" / "model.json", show_default=True,
+              help="where to write the fitted answer model")
+@_sources_opt
+@_index_opt
+@_model_opt
+def train(gold: tuple[Path, ...], out: Path, **flags: Any) -> None:
+    """Fit the answer model (ranker, confidence, threshold) on gold sets over the current index.
+
+    Cross-validates first (leave one document out) and stores those figures in the model file
+    with the command and the data that produced it.
+    """
+    from .training import cross_validate, figures, fit, model_info
+
+    settings = _settings(**flags)
+    service = _service(settings)
+    snap = service.snapshot()
+    texts = {d.source: d.text for d in snap.data.documents.values()}
+    examples = [ex for exs in _examples(service, gold, texts).values() for ex in exs]
+    held_out = figures(cross_validate(examples, snap.corpus, snap.data.documents))
+    command = "qa-service train " + " ".join(str(p) for p in gold)
+    scorer = fit(examples, snap.corpus, snap.data.documents,
+                 model_info(command, gold, settings.sources_dir, held_out))
+    scorer.save(out)
+    click.echo(json.dumps(held_out, indent=1))
+    click.echo(f"answer model written to {out} (threshold {scorer.threshold:.3f})", err=True)
+
+
+@main.command(name="squad")
+@click.argument("squad_json", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--into", "into", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="sources folder to write the article into")
+@click.option("--gold", "gold_out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="gold file (JSON lines) to write the questions to")
+def squad_command(squad_json: Path, into: Path, gold_out: Path) -> None:
+    """Turn one SQuAD 2.0 article into a source document and a gold set."""
+    from .training import squad_to_gold
+
+    source, document, items = squad_to_gold(squad_json)
+    into.mkdir(parents=True, exist_ok=True)
+    (into / source).write_text(document, encoding="utf-8")
+    gold_out.write_text("".join(json.dumps(i) + "\n" for i in items), encoding="utf-8")
+    unanswerable = sum(1 for i in items if i.get("answerable") is False)
+    click.echo(f"{into / source}: {len(items)} questions ({unanswerable} unanswerable) in {gold_out}")

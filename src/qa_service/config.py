@@ -27,6 +27,9 @@ SETTINGS_TABLE: tuple[tuple[str, str, type, Any, str], ...] = (
     ("chunk_max_chars", "QA_CHUNK_MAX_CHARS", int, 700, "characters per passage at most"),
     ("chunk_overlap", "QA_CHUNK_OVERLAP", int, 1, "sentences shared by neighbouring passages"),
     ("top_k", "QA_TOP_K", int, 5, "passages retrieved per question when the request gives none"),
+    ("answer_model", "QA_ANSWER_MODEL", str, "",
+     "answer model file (ranker, confidence, threshold) from `qa-service train`; empty: the "
+     "one shipped in the package"),
     ("keep_builds", "QA_KEEP_BUILDS", int, 2, "index builds kept on disk, the current one included"),
     ("admin_token", "QA_ADMIN_TOKEN", str, "",
      "bearer token for POST /api/index/rebuild; empty turns the route off"),
@@ -45,6 +48,7 @@ class Settings:
     chunk_max_chars: int = 700
     chunk_overlap: int = 1
     top_k: int = 5
+    answer_model: str = ""
     keep_builds: int = 2
     admin_token: str = ""
     host: str = "127.0.0.1"

@@ -58,3 +58,10 @@ class BuildRunning(QAError):
 class NoSources(QAError):
     code = "no_sources"
     status = 422
+
+
+class ModelError(QAError):
+    """The answer model file cannot be used (missing, damaged, or fitted on other features)."""
+
+    code = "answer_model_error"
+    status = 500

@@ -12,6 +12,7 @@ import datetime as dt
 import threading
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -69,6 +70,7 @@ class BuildReport:
 class Snapshot:
     data: IndexData
     retriever: Retriever
+    corpus: answering.CorpusStats
     stamp: tuple[int, int, int] | None
 
 
@@ -77,8 +79,17 @@ class QAService:
         self.settings = settings
         self.embedder: Embedder = embedder or SentenceTransformerEmbedder(settings.model)
         self.store = IndexStore(settings.index_dir)
+        self._scorer: answering.Scorer | None = None
         self._snapshot: Snapshot | None = None
         self._reload_lock = threading.Lock()
+
+    @property
+    def scorer(self) -> answering.Scorer:
+        """The fitted answer model: QA_ANSWER_MODEL, or the one shipped in the package."""
+        if self._scorer is None:
+            path = self.settings.answer_model
+            self._scorer = answering.Scorer.load(Path(path) if path else None)
+        return self._scorer
 
     # -- index --------------------------------------------------------------------------------
 
@@ -93,13 +104,21 @@ class QAService:
             if current is not None and current.stamp == stamp:
                 return current
             data = self.store.load(self.embedder.model_id)
-            current = Snapshot(data, Retriever(data), stamp)
+            retriever = Retriever(data)
+            corpus = answering.CorpusStats(
+                retriever.bm25.doc_freq,
+                len(data.passages),
+                {s: d.text for s, d in data.documents.items()},
+                {s: {"title": d.title, **d.metadata} for s, d in data.documents.items()},
+            )
+            current = Snapshot(data, retriever, corpus, stamp)
             self._snapshot = current
             return current
 
     def warm_up(self) -> None:
-        """Load the model and, when there is one, the index, before the first request."""
+        """Load the models and, when there is one, the index, before the first request."""
         self.embedder.embed_query("warm up")
+        _ = self.scorer
         if self.store.current_build_id() is not None:
             self.snapshot()
 
@@ -232,10 +251,12 @@ class QAService:
         sources: Sequence[str] | None = None,
         mode: str = "hybrid",
         explain: bool = False,
+        scorer: answering.Scorer | None = None,
     ) -> dict[str, Any]:
         """Answer `question` in the shape of the API's POST /api/answer response.
 
-        `mode` "dense" gives the plain FAISS baseline; `explain` adds the retrieved passages.
+        `mode` "dense" gives the plain FAISS baseline; `explain` adds the retrieved passages;
+        `scorer` replaces the packaged answer model (cross-validation folds).
         """
         began = time.perf_counter()
         question = (question or "").strip()
@@ -259,16 +280,12 @@ class QAService:
                 raise BadRequest(
                     f"unknown source id(s): {', '.join(unknown)}; GET /api/sources lists them"
                 )
-        query = answering.resolve_query(question, history)
-        vector = self.embedder.embed_query(query.text)
-        hits = snap.retriever.search(
-            vector, list(query.weights), top_k, sources, mode=mode, term_weights=query.weights
-        )
+        prepared, hits = self._prepare(snap, question, history, top_k, sources, mode)
         if mode == "dense":
-            result = answering.passage_baseline(query, hits, snap.data)
+            result = answering.passage_baseline(prepared.question, hits, snap.data.documents)
         else:
-            own = self.embedder.embed_query(question) if query.followup else None
-            result = answering.compose(query, vector, hits, snap.retriever, own_vector=own)
+            result = answering.respond(prepared, scorer or self.scorer, snap.corpus,
+                                       snap.data.documents)
         out = result.to_dict()
         if explain:
             out["retrieved"] = [
@@ -278,6 +295,32 @@ class QAService:
         out["index_version"] = snap.data.build_id
         out["took_ms"] = round((time.perf_counter() - began) * 1000, 1)
         return out
+
+    def prepare(
+        self, question: str, history: Sequence[dict[str, str]] = (), top_k: int | None = None
+    ) -> answering.Prepared:
+        """The stages before the fitted weights, for training: analysis, candidates, features."""
+        snap = self.snapshot()
+        return self._prepare(snap, question.strip(), history, top_k or self.settings.top_k, None,
+                             "hybrid")[0]
+
+    def _prepare(
+        self,
+        snap: Snapshot,
+        question: str,
+        history: Sequence[dict[str, str]],
+        top_k: int,
+        sources: Sequence[str] | None,
+        mode: str,
+    ) -> tuple[answering.Prepared, list[Any]]:
+        analysed = answering.analyse(question, history, snap.corpus)
+        vector = self.embedder.embed_query(analysed.search_text)
+        hits = snap.retriever.search(vector, list(analysed.weights), top_k, sources, mode=mode,
+                                     term_weights=analysed.weights)
+        if mode == "dense":
+            return answering.Prepared(analysed, [], []), hits
+        own = self.embedder.embed_query(question) if analysed.followup else None
+        return answering.prepare(analysed, hits, snap.data, snap.corpus, vector, own), hits
 
     # -- sources ------------------------------------------------------------------------------
 

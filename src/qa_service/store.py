@@ -60,6 +60,10 @@ class IndexData:
     def model(self) -> str:
         return self.manifest["model"]["name"]
 
+    def sentence_vector(self, passage: int, sentence: int) -> np.ndarray:
+        """The vector of sentence `sentence` of passage row `passage`."""
+        return self.sentence_vectors[self.sentence_rows[passage][sentence]]
+
 
 def new_build_id(now: dt.datetime | None = None) -> str:
     now = now or dt.datetime.now(dt.UTC)

