@@ -52,7 +52,7 @@ def prepare(
     query_vector: np.ndarray,
     own_vector: np.ndarray | None = None,
 ) -> Prepared:
-    cands = candidates(hits, index, question.wanted)
+    cands = candidates(hits, index, question.wanted, question.numbers)
     return Prepared(question, cands, features(question, cands, corpus, query_vector, own_vector))
 
 

@@ -46,8 +46,11 @@ class Candidate:
         return self.hit.passage.source
 
 
-def candidates(hits: Sequence[Hit], index: Sentences, wanted: extract.Wanted) -> list[Candidate]:
-    """Every sentence of `hits`, once, in order of passage rank."""
+def candidates(
+    hits: Sequence[Hit], index: Sentences, wanted: extract.Wanted, numbers: frozenset[str] = frozenset()
+) -> list[Candidate]:
+    """Every sentence of `hits`, once, in order of passage rank; `numbers` are those the
+    question states (a sentence lacking them may take in the one before that has them)."""
     seen: set[tuple[str, int]] = set()
     out = []
     for hit in hits:
@@ -58,11 +61,13 @@ def candidates(hits: Sequence[Hit], index: Sentences, wanted: extract.Wanted) ->
             seen.add((hit.passage.source, span.start))
             cand = Candidate(hit, i, span.start, span.end, text[span.start:span.end],
                              index.sentence_vector(hit.index, i))
-            out.append(_with_context(cand, index, wanted))
+            out.append(_with_context(cand, index, wanted, numbers))
     return out
 
 
-def _with_context(cand: Candidate, index: Sentences, wanted: extract.Wanted) -> Candidate:
+def _with_context(
+    cand: Candidate, index: Sentences, wanted: extract.Wanted, numbers: frozenset[str]
+) -> Candidate:
     previous, hit, position = _sentence_before(cand, index)
     if previous is None:
         return cand
@@ -70,15 +75,22 @@ def _with_context(cand: Candidate, index: Sentences, wanted: extract.Wanted) -> 
     if "\n" in text[previous.end:cand.start]:
         return cand  # another paragraph
     needs_context = _LEANS_BACK.match(cand.text) is not None
-    gains_kind = (
-        wanted.kind in extract.SHORT_KINDS
-        and not extract.spans(wanted.kind, cand.text)
-        and bool(extract.spans(wanted.kind, text[previous.start:previous.end]))
-    )
-    if not (needs_context or gains_kind) or hit is None:
+    gains_kind = wanted.kind in extract.SHORT_KINDS and _precision(wanted, cand.text) < 0.5 <= _precision(
+        wanted, text[previous.start:previous.end])
+    before = text[previous.start:previous.end]
+    gains_numbers = bool(numbers) and any(n not in cand.text and n in before for n in numbers)
+    if not (needs_context or gains_kind or gains_numbers) or hit is None:
         return cand
+    # The quote is two sentences: its meaning is that of both.
+    both = cand.vector + index.sentence_vector(hit.index, position - 1)
     return dataclasses.replace(cand, hit=hit, sentence=position, start=previous.start,
-                               text=text[previous.start:cand.end], context=True)
+                               text=text[previous.start:cand.end], context=True,
+                               vector=both / (np.linalg.norm(both) or 1.0))
+
+
+def _precision(wanted: extract.Wanted, text: str) -> float:
+    """How precisely `text` gives the asked-for kind (0 when it does not)."""
+    return max((extract.specificity(s, wanted) for s in extract.spans(wanted.kind, text)), default=0.0)
 
 
 def _sentence_before(cand: Candidate, index: Sentences) -> tuple[Span | None, Hit | None, int]:

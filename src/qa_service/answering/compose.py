@@ -148,7 +148,7 @@ def short_answer(question: Question, chosen: Sequence[Candidate], corpus: Corpus
                 return cand.text[at:at + len(question.metadata_answer)]
     if question.kind not in spans.SHORT_KINDS:
         return None
-    anchors = {t: corpus.idf(t) for t in question.content}
+    anchors = {t: w * corpus.idf(t) for t, w in question.weights.items()}
     short = None
     for cand in chosen:
         found = spans.best_span(question.wanted, cand.text, question.text, anchors, tokens)

@@ -39,6 +39,12 @@ class Features:
     """The same over the sentence's whole passage."""
     bigrams: float
     """Share of the question's adjacent term pairs that stand adjacent in the sentence too."""
+    missing_terms: float
+    """How many of the question's own content terms the sentence lacks (other names count; at most 5)."""
+    missing_rarest: float
+    """idf of the rarest own term the sentence lacks, over the idf of the question's rarest term."""
+    negation_mismatch: float
+    """1 when one of question and sentence is negated ("not", "never", "no") and the other is not."""
     name_coverage: float
     """Share of the question's names and designations found in the sentence (1 when it has none)."""
     names_missing: float
@@ -96,6 +102,9 @@ def features(
     telling = [t for t in question.names if t not in unknown_terms and t not in corpus.common
                and t not in question.reference_terms]
     pairs = _pairs(question)
+    own_idf = {t: corpus.idf(t) for t in question.content if t not in question.reference_terms}
+    top_idf = max(own_idf.values(), default=1.0) or 1.0
+    negated = _negated(question.text)
     out = []
     for cand in cands:
         words = token_set(cand.text)
@@ -107,6 +116,7 @@ def features(
         absent = [t for t in telling if not present(t, passage_words, corpus)]
         present_names = [t for t in question.names if present(t, words, corpus)]
         stated = _numbers(cand.hit.passage.text) | _numbers(cand.text)
+        missing = [t for t in own_idf if not present(t, words, corpus)]
         out.append(Features(
             dense=dense,
             passage_dense=cand.hit.dense,
@@ -115,6 +125,9 @@ def features(
             coverage=_coverage(question, words, corpus),
             passage_coverage=_coverage(question, passage_words, corpus),
             bigrams=_bigram_share(pairs, cand.text),
+            missing_terms=float(min(5, len(missing))),
+            missing_rarest=max((own_idf[t] for t in missing), default=0.0) / top_idf,
+            negation_mismatch=float(negated != _negated(cand.text)),
             name_coverage=len(present_names) / len(question.names) if question.names else 1.0,
             names_missing=len(absent) / len(telling) if telling else 0.0,
             unknown=unknown,
@@ -176,6 +189,14 @@ def _typed(question: Question, sentence: str) -> float:
 @lru_cache(maxsize=65536)
 def _numbers(text: str) -> frozenset[str]:
     return numbers_in(text)
+
+
+_NEGATION = re.compile(r"\b(?:not|never|no|none|nor|neither|without|n't)\b|n't\b", re.I)
+
+
+@lru_cache(maxsize=65536)
+def _negated(text: str) -> bool:
+    return _NEGATION.search(text) is not None
 
 
 def _pairs(question: Question) -> list[tuple[str, str]]:

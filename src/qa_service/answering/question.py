@@ -33,6 +33,8 @@ _MARKER = re.compile(r"\s*\[\d+\]")
 _NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
 # Weight of a word taken from the earlier turn, against 1.0 for the question's own words.
 EARLIER_TURN_WEIGHT = 0.35
+# Weight of the person a "he" or "she" stands for, named in the previous answer.
+PRONOUN_WEIGHT = 0.8
 # Weight of another name for a question word ("China" for "Beijing").
 ALIAS_WEIGHT = 0.6
 
@@ -91,6 +93,11 @@ def analyse(question: str, history: Sequence[Mapping[str, str]], corpus: CorpusS
         last = history[-1]
         earlier_q = str(last.get("question", ""))
         earlier_a = _MARKER.sub("", str(last.get("answer", "")))[:300]
+        if re.search(r"\b(?:he|she|him|his|her)\b", question, re.I):
+            # "Where does he work?": the person the last answer named is who is asked about.
+            people = extract.spans(extract.PERSON, earlier_a)
+            for term in tokens(people[0].text) if people else ():
+                weights[term] = PRONOUN_WEIGHT
         for term in tokens(earlier_q) + tokens(earlier_a):
             weights.setdefault(term, EARLIER_TURN_WEIGHT)
         search_text = f"{search_text} {earlier_q} {earlier_a}"

