@@ -88,3 +88,10 @@ def client(app):
 def artifacts() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+@pytest.fixture
+def built_fake(fake_service: QAService) -> QAService:
+    """The fake-embedder service over the tiny sources, built."""
+    fake_service.build()
+    return fake_service

@@ -154,34 +154,45 @@ def _answer(example: Example, scorer: Scorer, corpus: answering.CorpusStats, doc
     return Outcome(example, result, right, decision.confidence)
 
 
-def fit(
-    examples: Sequence[Example], corpus: answering.CorpusStats, documents: dict,
-    info: dict[str, Any] | None = None,
-) -> Scorer:
-    """Fit the ranker, then the confidence model and the threshold, on `examples`."""
+def _ranker(examples: Sequence[Example]) -> Logistic:
     rows, labels = [], []
     for ex in examples:
         if ex.prepared.features:
             rows.append(np.stack([f.vector() for f in ex.prepared.features]))
             labels.append(ex.labels())
-    ranker = _logistic(np.concatenate(rows), np.concatenate(labels), Features.names())
-    provisional = Scorer(ranker, _NEUTRAL, 0.0, {})
-    conf_rows, conf_labels = [], []
-    for ex in examples:
-        if not ex.prepared.candidates:
-            continue
-        outcome = _answer(ex, provisional, corpus, documents)
-        logits = provisional.rank(ex.prepared.features)
-        best = int(np.argmax(logits))
-        conf_rows.append(confidence_row(list(logits), ex.prepared.features[best],
-                                        ex.prepared.question.kind in answering.spans.SHORT_KINDS
-                                        and not outcome.result.get("short_answer")))
-        conf_labels.append(float(outcome.would_be_right))
+    return _logistic(np.concatenate(rows), np.concatenate(labels), Features.names())
+
+
+def fit(
+    examples: Sequence[Example], corpus: answering.CorpusStats, documents: dict,
+    info: dict[str, Any] | None = None,
+) -> Scorer:
+    """Fit the ranker, then the confidence model and the threshold, on `examples`.
+
+    The confidence model learns from rankings it has not seen fitted: each document's questions
+    are ranked by a ranker fitted without that document (cross-fitting), so its inputs look like
+    those of new questions, and its probabilities stay calibrated on them.
+    """
+    usable = [ex for ex in examples if ex.prepared.candidates]
+    conf_rows, conf_labels, answerable = [], [], []
+    groups = sorted({ex.group for ex in usable})
+    for group in groups:
+        inner = Scorer(_ranker([ex for ex in usable if ex.group != group]), _NEUTRAL, 0.0, {})
+        for ex in (ex for ex in usable if ex.group == group):
+            outcome = _answer(ex, inner, corpus, documents)
+            logits = inner.rank(ex.prepared.features)
+            best = int(np.argmax(logits))
+            question = ex.prepared.question
+            conf_rows.append(confidence_row(list(logits), ex.prepared.features[best],
+                                            question.kind in answering.spans.SHORT_KINDS
+                                            and not outcome.result.get("short_answer"),
+                                            question.kind, question.followup))
+            conf_labels.append(float(outcome.would_be_right))
+            answerable.append(ex.answerable)
     confidence = _logistic(np.stack(conf_rows), np.array(conf_labels), CONFIDENCE_INPUTS)
     probabilities = confidence.probabilities(np.stack(conf_rows))
-    threshold = best_threshold(probabilities, np.array(conf_labels),
-                               np.array([ex.answerable for ex in examples if ex.prepared.candidates]))
-    return Scorer(ranker, confidence, threshold, info or {})
+    threshold = best_threshold(probabilities, np.array(conf_labels), np.array(answerable))
+    return Scorer(_ranker(usable), confidence, threshold, info or {})
 
 
 def best_threshold(probabilities: np.ndarray, right: np.ndarray, answerable: np.ndarray) -> float:

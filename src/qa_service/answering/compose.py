@@ -98,7 +98,8 @@ def decide(
     chosen = _choose(question, cands, order, probabilities)
     short = short_answer(question, [cands[i] for i in chosen], corpus)
     short_missing = question.kind in spans.SHORT_KINDS and short is None
-    confidence = scorer.confidence_of(list(logits), feats[order[0]], short_missing)
+    confidence = scorer.confidence_of(list(logits), feats[order[0]], short_missing, question.kind,
+                                      question.followup)
     return Decision(order, probabilities, chosen, short, confidence, confidence >= scorer.threshold)
 
 
@@ -197,7 +198,7 @@ def _refusal(
     elif absent:
         text = (f"The sources do not say: the passages closest to the question do not mention "
                 f"{_quoted(question.text, absent)}. They are listed for you to check.")
-    elif question.kind in _CRISP_WORDS and best is not None and feats[decision.order[0]].typed_missing:
+    elif question.kind in _CRISP_WORDS and _about_it_without_value(question, cands, feats, decision, corpus):
         how, what = _CRISP_WORDS[question.kind]
         text = (f"The sources do not say {how}: the closest passages give no {what} for it. "
                 "They are listed for you to check.")
@@ -214,6 +215,20 @@ def _refusal(
         if len(nearest) == NEAREST_ON_REFUSAL:
             break
     return Answer(question.text, text, None, False, decision.confidence, tuple(nearest))
+
+
+def _about_it_without_value(
+    question: Question, cands: Sequence[Candidate], feats: Sequence[Features], decision: Decision,
+    corpus: CorpusStats,
+) -> bool:
+    """Does the best sentence that names what the question names give no date, number or
+    amount ("How many S-500 systems...": the S-500 is mentioned, never counted)?"""
+    telling = [t for t in question.names if t not in corpus.common]
+    for i in decision.order[:NEAREST_ON_REFUSAL * 3]:
+        words = token_set(cands[i].text)
+        if all(present(t, words, corpus) for t in telling):
+            return bool(feats[i].typed_missing)
+    return bool(decision.order) and bool(feats[decision.order[0]].typed_missing)
 
 
 def _quoted(question: str, terms: list[str]) -> str:
@@ -241,7 +256,13 @@ def _citation(n: int, cand: Candidate, score: float, documents: dict) -> Citatio
     )
 
 
+_SOURCE_MARKER = re.compile(r"\s?\[\d+\]")
+
+
 def _with_marker(sentence: str, n: int) -> str:
+    # A source's own footnote mark ("…2022.[1]") must not pass for one of our citation markers;
+    # the quote in the citation keeps it.
+    sentence = _SOURCE_MARKER.sub("", sentence)
     if sentence.endswith((".", "!", "?")) and not sentence.endswith("..."):
         return f"{sentence[:-1]} [{n}]{sentence[-1]}"
     return f"{sentence} [{n}]"

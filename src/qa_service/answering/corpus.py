@@ -45,6 +45,8 @@ class CorpusStats:
         self.aliases = Aliases(corpus_acronyms(texts.values()))
         self.common = frozenset(t for t, f in self.doc_freq.items() if f / self.passages >= COMMON_SHARE)
         self.sources = tuple(_source_info(s, meta) for s, meta in metadata.items())
+        # Words of titles, authors and publishers: "the CSIS feature" names a source, not nothing.
+        self.metadata_terms = frozenset().union(*(i.by_terms | i.title_terms for i in self.sources))
 
     def idf(self, term: str) -> float:
         """BM25's idf: rare terms weigh more; a term the corpus never uses weighs most."""
@@ -53,7 +55,7 @@ class CorpusStats:
 
     def known(self, term: str) -> bool:
         """Does the corpus use `term`, or another name for it?"""
-        if term in self.doc_freq:
+        if term in self.doc_freq or term in self.metadata_terms:
             return True
         return any(all(t in self.doc_freq for t in alias) for alias in self.aliases.of(term))
 

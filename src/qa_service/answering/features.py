@@ -18,7 +18,7 @@ from . import spans as extract
 from ..text import normalise, token_set, tokens
 from .candidates import Candidate
 from .corpus import CorpusStats
-from .question import Question, numbers_in
+from .question import TYPE_CUES, Question, numbers_in
 
 _CRISP = frozenset({extract.DATE, extract.NUMBER, extract.MONEY})
 
@@ -37,6 +37,8 @@ class Features:
     """Share of the question's term weight (idf-weighted) found in the sentence; other names count."""
     passage_coverage: float
     """The same over the sentence's whole passage."""
+    own_coverage: float
+    """Share of the question's own words (not an earlier turn's, not other names) in the sentence."""
     bigrams: float
     """Share of the question's adjacent term pairs that stand adjacent in the sentence too."""
     missing_terms: float
@@ -102,7 +104,8 @@ def features(
     telling = [t for t in question.names if t not in unknown_terms and t not in corpus.common
                and t not in question.reference_terms]
     pairs = _pairs(question)
-    own_idf = {t: corpus.idf(t) for t in question.content if t not in question.reference_terms}
+    own_idf = {t: corpus.idf(t) for t in question.content
+               if t not in question.reference_terms and t not in TYPE_CUES}
     top_idf = max(own_idf.values(), default=1.0) or 1.0
     negated = _negated(question.text)
     out = []
@@ -124,6 +127,8 @@ def features(
             reciprocal_rank=1.0 / cand.hit.rank,
             coverage=_coverage(question, words, corpus),
             passage_coverage=_coverage(question, passage_words, corpus),
+            own_coverage=(sum(own_idf[t] for t in own_idf if present(t, words, corpus))
+                          / sum(own_idf.values()) if own_idf else 1.0),
             bigrams=_bigram_share(pairs, cand.text),
             missing_terms=float(min(5, len(missing))),
             missing_rarest=max((own_idf[t] for t in missing), default=0.0) / top_idf,

@@ -28,6 +28,11 @@ _DOCUMENT_WORDS = frozenset(tokens(
     "paper article report feature page piece study brief analysis source document text essay "
     "backgrounder overview website site post story author authors writer wrote written publisher "
     "published according"))
+# Words that say what kind of answer is wanted, not what it is about: "What was it worth?" is
+# answered by a sentence that gives an amount, whether or not it says "worth". General English.
+TYPE_CUES = frozenset(tokens(
+    "worth value cost price amount sum year years date day month time period decade century "
+    "many much number count total size name called kind type sort place city country location"))
 _AUTHOR_OF = re.compile(r"\b(?:the\s+)?(?:author|writer)s?\s+of\s+", re.I)
 _MARKER = re.compile(r"\s*\[\d+\]")
 _NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
@@ -48,6 +53,8 @@ class Question:
     kind: str  # extract.DATE, NUMBER, ...: what the answer should be
     period: bool  # a range answers it ("which years")
     share: bool  # a percentage answers it ("what share")
+    year: bool  # "what year": the year of a full date answers it
+    country: bool | None  # "which country" True, "which city" False, else None
     weights: dict[str, float]  # term → weight, for retrieval and coverage
     content: tuple[str, ...]  # the question's own content terms (no question words)
     names: frozenset[str]  # content terms written as names or designations
@@ -60,7 +67,7 @@ class Question:
 
     @property
     def wanted(self) -> extract.Wanted:
-        return extract.Wanted(self.kind, self.period, self.share)
+        return extract.Wanted(self.kind, self.period, self.share, self.year, self.country)
 
 
 def analyse(question: str, history: Sequence[Mapping[str, str]], corpus: CorpusStats) -> Question:
@@ -109,6 +116,8 @@ def analyse(question: str, history: Sequence[Mapping[str, str]], corpus: CorpusS
         kind=extract.PERSON if metadata_answer else wanted.kind,
         period=wanted.period,
         share=wanted.share,
+        year=wanted.year,
+        country=wanted.country,
         weights=weights,
         content=content,
         names=frozenset(t for t in names if t in weights),

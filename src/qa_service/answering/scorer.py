@@ -70,19 +70,26 @@ CONFIDENCE_INPUTS = (
     "ranker", "margin", "coverage", "passage_coverage", "bigrams", "name_coverage", "names_missing",
     "unknown", "unknown_names", "missing_terms", "missing_rarest", "negation_mismatch", "typed",
     "typed_missing", "open_kind", "numbers_missing", "dense", "source_match", "short_missing",
-)
+    "top_share", "own_coverage", "followup",
+) + tuple(f"kind_{k}" for k in ("date", "number", "money", "person", "place", "designation", "name", "reason"))
 
 
 def confidence_row(
-    ranker_logits: Sequence[float], best: Features, short_missing: bool
+    ranker_logits: Sequence[float], best: Features, short_missing: bool, kind: str = "other",
+    followup: bool = False,
 ) -> np.ndarray:
-    """The confidence model's inputs for a question whose best candidate is `best`."""
-    ordered = sorted(ranker_logits, reverse=True)
+    """The confidence model's inputs for a question (of `kind`) whose best candidate is `best`."""
+    ordered = np.sort(np.asarray(ranker_logits, dtype=np.float64))[::-1]
     margin = ordered[0] - ordered[1] if len(ordered) > 1 else 5.0
+    shares = np.exp(ordered - ordered[0])
     values = {
         "ranker": ordered[0],
         "margin": min(margin, 5.0),
         "short_missing": float(short_missing),
+        "top_share": float(1.0 / shares.sum()),  # the best one's part of all candidates' weight
+        "followup": float(followup),
+        **{f"kind_{k}": float(kind == k) for k in
+           ("date", "number", "money", "person", "place", "designation", "name", "reason")},
     }
     return np.array(
         [values[name] if name in values else getattr(best, name) for name in CONFIDENCE_INPUTS],
@@ -103,8 +110,11 @@ class Scorer:
             return np.zeros(0)
         return self.ranker.logits(np.stack([f.vector() for f in feats]))
 
-    def confidence_of(self, ranker_logits: Sequence[float], best: Features, short_missing: bool) -> float:
-        row = confidence_row(ranker_logits, best, short_missing)
+    def confidence_of(
+        self, ranker_logits: Sequence[float], best: Features, short_missing: bool, kind: str = "other",
+        followup: bool = False,
+    ) -> float:
+        row = confidence_row(ranker_logits, best, short_missing, kind, followup)
         return float(self.confidence.probabilities(row)[0])
 
     def to_dict(self) -> dict[str, Any]:

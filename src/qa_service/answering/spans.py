@@ -291,6 +291,8 @@ def _places(text: str) -> list[Span]:
     for m in pattern.finditer(text):
         value = m.group(1).rstrip(".,")
         start = m.start(1)
+        if text[start + len(value):start + len(value) + 1] in ("-", "/") or any(ch.isdigit() for ch in value):
+            continue  # "of the Su-27SK": a designation, not a place
         if not any(s.start < start + len(value) and start < s.end for s in out):
             out.append(Span(PLACE, start, start + len(value), value))
     return out
@@ -341,11 +343,17 @@ class Wanted:
     period: bool = False
     share: bool = False
     year: bool = False  # "what year": the year of a full date answers it
+    country: bool | None = None  # "which country": True; "which city": False; "where": None
 
 
 def wanted(question: str) -> Wanted:
     year = re.search(r"\b(?:what|which) year\b", question, re.I) is not None
-    return Wanted(question_kind(question), wants_period(question), wants_share(question), year)
+    country = None
+    if re.search(r"\b(?:country|countries|nation|nations|state|states)\b", question, re.I):
+        country = True
+    elif re.search(r"\b(?:city|cities|town|towns|village|port|region|province|island|base)\b", question, re.I):
+        country = False
+    return Wanted(question_kind(question), wants_period(question), wants_share(question), year, country)
 
 
 def specificity(span: Span, want: Wanted | None = None) -> float:
@@ -360,7 +368,9 @@ def specificity(span: Span, want: Wanted | None = None) -> float:
     if span.kind == NUMBER and re.fullmatch(r"(?:1[6-9]|20)\d\d", span.text):
         return 0.3  # a year is rarely the count asked for
     if span.kind == PLACE:
-        return 1.0 if is_country_or_capital(span) else 0.7
+        if want is None or want.country is None:
+            return 1.0 if is_country_or_capital(span) else 0.7
+        return 1.0 if is_country_or_capital(span) == want.country else 0.5
     period = want.period if want else False
     if span.kind == NUMBER and want is not None and want.share:
         return 1.0 if re.search(r"percent|%", span.text) else 0.5
