@@ -70,7 +70,7 @@ TRAIN_DIR := training/.work
 TRAIN_GOLD := $(wildcard training/gold/*.jsonl) $(TRAIN_DIR)/squad-normans.jsonl
 TRAIN_ENV := QA_SOURCES_DIR=$(TRAIN_DIR)/sources QA_INDEX_DIR=$(TRAIN_DIR)/index
 
-training-index: install
+training-index: test-deps
 	rm -rf $(TRAIN_DIR)/sources && mkdir -p $(TRAIN_DIR)/sources
 	cp sources/* $(TRAIN_DIR)/sources/
 	$(BIN)/qa-service squad $(SQUAD) --into $(TRAIN_DIR)/sources --gold $(TRAIN_DIR)/squad-normans.jsonl
@@ -80,4 +80,4 @@ train: training-index
 	$(TRAIN_ENV) $(BIN)/qa-service train $(TRAIN_GOLD)
 
 cv: training-index
-	$(TRAIN_ENV) $(BIN)/qa-service eval --cv $(TRAIN_GOLD)
+	$(TRAIN_ENV) $(BIN)/qa-service eval --cv --apart $(TRAIN_DIR)/squad-normans.jsonl $(TRAIN_GOLD)

@@ -5,10 +5,11 @@ import json
 import pytest
 
 from qa_service.embedding import HashingEmbedder
-from .conftest import SOURCES
 from qa_service.schemas import AnswerResponse, Health, Source, SourceDetail
 from qa_service.service import QAService
 from qa_service.web import create_app
+
+from .conftest import SOURCES
 
 
 def _is_error(response, status: int, code: str) -> dict:
@@ -166,7 +167,8 @@ def test_rebuild_reports_and_swaps(admin_app):
 
 def test_healthz(client):
     body = Health.model_validate(client.get("/healthz").get_json())
-    assert body.status == "ok" and body.index.sources == len(list(SOURCES.iterdir())) and body.index.chunks > 0
+    assert body.status == "ok" and body.index.chunks > 0
+    assert body.index.sources == len(list(SOURCES.iterdir()))
 
 
 def test_openapi_describes_every_route(client, app):

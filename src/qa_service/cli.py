@@ -232,11 +232,13 @@ def serve(dev: bool, **flags: Any) -> None:
               help="refit the answer model leaving each document out; report held-out figures")
 @click.option("--log-features", type=click.Path(dir_okay=False, path_type=Path),
               help="write every candidate's features and label as JSON lines to this file")
+@click.option("--apart", type=click.Path(dir_okay=False, path_type=Path),
+              help="with --cv: also report this gold file's questions and all the others apart")
 @_sources_opt
 @_index_opt
 @_model_opt
 def eval_command(gold: tuple[Path, ...], as_json: bool, compare: bool, cv: bool,
-                 log_features: Path | None, **flags: Any) -> None:
+                 log_features: Path | None, apart: Path | None, **flags: Any) -> None:
     """Score gold sets (shared/eval/dev.jsonl format) through the API's code path.
 
     With --cv, figures come from leave-one-document-out cross-validation of the answer model
@@ -248,7 +250,7 @@ def eval_command(gold: tuple[Path, ...], as_json: bool, compare: bool, cv: bool,
     items = [item for path in gold for item in load_gold(path)]
     texts = {d.source: d.text for d in service.snapshot().data.documents.values()}
     if cv or log_features:
-        _cross_validated(service, gold, texts, as_json, log_features, cv)
+        _cross_validated(service, gold, texts, as_json, log_features, cv, apart)
         return
     service.ask("warm up")  # the first question pays for loading; keep it out of latency
     reports = [evaluate(items, service.ask, texts, mode="hybrid")]
@@ -276,7 +278,7 @@ def _examples(service: Any, gold: tuple[Path, ...], texts: dict[str, str]) -> di
 
 
 def _cross_validated(service: Any, gold: tuple[Path, ...], texts: dict[str, str], as_json: bool,
-                     log_features: Path | None, cv: bool) -> None:
+                     log_features: Path | None, cv: bool, apart: Path | None = None) -> None:
     from .training import cross_validate, figures, format_cv, reliability
 
     snap = service.snapshot()
@@ -295,6 +297,9 @@ def _cross_validated(service: Any, gold: tuple[Path, ...], texts: dict[str, str]
         return
     outcomes = cross_validate(examples, snap.corpus, snap.data.documents)
     by_set = {"all": figures(outcomes)}
+    if apart is not None:
+        held = {id(ex) for path, exs in by_file.items() if path.resolve() == apart.resolve() for ex in exs}
+        by_set[f"all but {apart.stem}"] = figures([o for o in outcomes if id(o.example) not in held])
     for path, exs in by_file.items():
         ids = {id(ex) for ex in exs}
         by_set[path.stem] = figures([o for o in outcomes if id(o.example) in ids])

@@ -154,12 +154,15 @@ def _answer(example: Example, scorer: Scorer, corpus: answering.CorpusStats, doc
     return Outcome(example, result, right, decision.confidence)
 
 
-def _ranker(examples: Sequence[Example]) -> Logistic:
+def _ranker(examples: Sequence[Example]) -> Logistic | None:
+    """The ranker fitted on `examples`; None when they hold no positive or no negative."""
     rows, labels = [], []
     for ex in examples:
         if ex.prepared.features:
             rows.append(np.stack([f.vector() for f in ex.prepared.features]))
             labels.append(ex.labels())
+    if not rows or len(set(np.concatenate(labels).tolist())) < 2:
+        return None
     return _logistic(np.concatenate(rows), np.concatenate(labels), Features.names())
 
 
@@ -174,10 +177,15 @@ def fit(
     those of new questions, and its probabilities stay calibrated on them.
     """
     usable = [ex for ex in examples if ex.prepared.candidates]
+    ranker = _ranker(usable)
+    if ranker is None:
+        raise ValueError("the training questions need candidates that hold an answer and others "
+                         "that do not")
     conf_rows, conf_labels, answerable = [], [], []
     groups = sorted({ex.group for ex in usable})
     for group in groups:
-        inner = Scorer(_ranker([ex for ex in usable if ex.group != group]), _NEUTRAL, 0.0, {})
+        # With one document only, there is nothing to hold out: the ranker is its own.
+        inner = Scorer(_ranker([ex for ex in usable if ex.group != group]) or ranker, _NEUTRAL, 0.0, {})
         for ex in (ex for ex in usable if ex.group == group):
             outcome = _answer(ex, inner, corpus, documents)
             logits = inner.rank(ex.prepared.features)
@@ -189,10 +197,14 @@ def fit(
                                             question.kind, question.followup))
             conf_labels.append(float(outcome.would_be_right))
             answerable.append(ex.answerable)
-    confidence = _logistic(np.stack(conf_rows), np.array(conf_labels), CONFIDENCE_INPUTS)
+    if len(set(conf_labels)) < 2:  # all right or all wrong: the base rate is all there is to learn
+        rate = min(max(float(np.mean(conf_labels)), 0.01), 0.99)
+        confidence = dataclasses.replace(_NEUTRAL, bias=float(np.log(rate / (1 - rate))))
+    else:
+        confidence = _logistic(np.stack(conf_rows), np.array(conf_labels), CONFIDENCE_INPUTS)
     probabilities = confidence.probabilities(np.stack(conf_rows))
     threshold = best_threshold(probabilities, np.array(conf_labels), np.array(answerable))
-    return Scorer(_ranker(usable), confidence, threshold, info or {})
+    return Scorer(ranker, confidence, threshold, info or {})
 
 
 def best_threshold(probabilities: np.ndarray, right: np.ndarray, answerable: np.ndarray) -> float:
@@ -270,7 +282,8 @@ def reliability(outcomes: Sequence[Outcome], bins: int = RELIABILITY_BINS) -> li
     table = []
     for b in range(bins):
         low, high = b / bins, (b + 1) / bins
-        inside = [o for o in outcomes if low <= o.confidence < high or (b == bins - 1 and o.confidence == 1.0)]
+        inside = [o for o in outcomes
+                  if low <= o.confidence < high or (b == bins - 1 and o.confidence == 1.0)]
         if not inside:
             continue
         table.append({
@@ -291,10 +304,10 @@ def expected_calibration_error(outcomes: Sequence[Outcome], bins: int = RELIABIL
 
 def format_cv(by_set: dict[str, dict[str, Any]], table: list[dict[str, Any]]) -> str:
     names = list(next(iter(by_set.values())))
-    header = f"{'figure':<22}" + "".join(f"{k[:18]:>20}" for k in by_set)
+    header = f"{'figure':<22}" + "".join(f"{k[:22]:>24}" for k in by_set)
     lines = [header, "-" * len(header)]
     for name in names:
-        lines.append(f"{name:<22}" + "".join(f"{v[name]:>20}" for v in by_set.values()))
+        lines.append(f"{name:<22}" + "".join(f"{v[name]:>24}" for v in by_set.values()))
     lines.append("\nreliability (held-out folds): confidence bin, answers, predicted, observed right")
     for row in table:
         lines.append(f"  {row['bin']}  {row['n']:>5}  {row['predicted']:>6.3f}  {row['observed']:>6.3f}")

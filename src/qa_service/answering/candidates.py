@@ -15,9 +15,9 @@ from typing import Protocol
 
 import numpy as np
 
-from . import spans as extract
 from ..chunking import Passage, Span
 from ..retrieval import Hit
+from . import spans as extract
 
 _LEANS_BACK = re.compile(r"(?:It|Its|This|These|They|Their|He|His|She|Her|That|Those|Such)\b")
 

@@ -14,8 +14,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from . import spans as extract
 from ..text import normalise, token_set, tokens
+from . import spans as extract
 from .candidates import Candidate
 from .corpus import CorpusStats
 from .question import TYPE_CUES, Question, numbers_in
@@ -50,7 +50,9 @@ class Features:
     name_coverage: float
     """Share of the question's names and designations found in the sentence (1 when it has none)."""
     names_missing: float
-    """Share of the question's telling names (the corpus knows them, not ubiquitous) absent from the passage."""
+    """Share of the question's telling names (known to the corpus, not ubiquitous) the passage lacks."""
+    any_name_missing: float
+    """1 when at least one telling name of the question is absent from the passage."""
     unknown: float
     """Share of the question's content terms the corpus never uses (the same for every candidate)."""
     unknown_names: float
@@ -135,6 +137,7 @@ def features(
             negation_mismatch=float(negated != _negated(cand.text)),
             name_coverage=len(present_names) / len(question.names) if question.names else 1.0,
             names_missing=len(absent) / len(telling) if telling else 0.0,
+            any_name_missing=float(bool(absent) or unknown_names > 0),
             unknown=unknown,
             unknown_names=unknown_names,
             typed=typed,

@@ -14,8 +14,8 @@ import dataclasses
 import re
 from collections.abc import Mapping, Sequence
 
-from . import spans as extract
 from ..text import QUESTION_WORDS, normalise, tokens
+from . import spans as extract
 from .corpus import CorpusStats, SourceInfo
 
 # Words that refer to a leaning-back subject: "What was it worth?".

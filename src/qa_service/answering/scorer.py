@@ -65,13 +65,15 @@ class Logistic:
         )
 
 
+# Kinds of question the confidence model knows apart (the rest: "other").
+KINDS = ("date", "number", "money", "person", "place", "designation", "name", "reason")
 # What the confidence model sees of a question's best candidate, beyond the ranker's verdict.
 CONFIDENCE_INPUTS = (
-    "ranker", "margin", "coverage", "passage_coverage", "bigrams", "name_coverage", "names_missing",
-    "unknown", "unknown_names", "missing_terms", "missing_rarest", "negation_mismatch", "typed",
-    "typed_missing", "open_kind", "numbers_missing", "dense", "source_match", "short_missing",
-    "top_share", "own_coverage", "followup",
-) + tuple(f"kind_{k}" for k in ("date", "number", "money", "person", "place", "designation", "name", "reason"))
+    "ranker", "margin", "top_share", "coverage", "own_coverage", "passage_coverage", "bigrams",
+    "name_coverage", "names_missing", "any_name_missing", "unknown", "unknown_names",
+    "missing_terms", "missing_rarest", "negation_mismatch", "typed", "typed_missing", "open_kind",
+    "numbers_missing", "dense", "source_match", "short_missing", "followup",
+) + tuple(f"kind_{k}" for k in KINDS)
 
 
 def confidence_row(
@@ -88,8 +90,7 @@ def confidence_row(
         "short_missing": float(short_missing),
         "top_share": float(1.0 / shares.sum()),  # the best one's part of all candidates' weight
         "followup": float(followup),
-        **{f"kind_{k}": float(kind == k) for k in
-           ("date", "number", "money", "person", "place", "designation", "name", "reason")},
+        **{f"kind_{k}": float(kind == k) for k in KINDS},
     }
     return np.array(
         [values[name] if name in values else getattr(best, name) for name in CONFIDENCE_INPUTS],

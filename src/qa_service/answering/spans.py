@@ -33,7 +33,9 @@ _MONTH = (
 )
 _DASH = r"\s*[–—-]\s*"
 _YEAR = r"(?:1\d\d\d|20\d\d|[1-9]\d\d)(?!\d)"
-_DAY_DATE = rf"(?:{_MONTH}\s+\d{{1,2}}(?:st|nd|rd|th)?,?\s+{_YEAR}|\d{{1,2}}(?:st|nd|rd|th)?\s+{_MONTH},?\s+{_YEAR})"
+_ORDINAL = r"(?:st|nd|rd|th)?"
+_DAY_DATE = (rf"(?:{_MONTH}\s+\d{{1,2}}{_ORDINAL},?\s+{_YEAR}"
+             rf"|\d{{1,2}}{_ORDINAL}\s+{_MONTH},?\s+{_YEAR})")
 _MONTH_DATE = rf"{_MONTH}(?:{_DASH}{_MONTH})?\s+{_YEAR}"
 _DATE_PATTERNS = [
     re.compile(rf"{_DAY_DATE}(?:{_DASH}{_DAY_DATE})?"),
@@ -43,15 +45,16 @@ _DATE_PATTERNS = [
     re.compile(_MONTH_DATE),
     re.compile(rf"\b{_YEAR}s?(?:{_DASH}(?:{_YEAR}|\d\d)s?)\b"),
     re.compile(rf"\b(?:early|mid|late)[- ]{_YEAR}s\b", re.I),
-    re.compile(rf"\b(?:1[0-9]|20)\d\ds?\b|\b(?:[1-9]\d{{2,3}})s?\b(?=\s*(?:AD|CE|BC)\b)|"
-               rf"(?:(?<=\bin )|(?<=\bIn )|(?<=\bof )|(?<=\bby )|(?<=\bsince )|(?<=\buntil )|"
-               rf"(?<=\bfrom )|(?<=\byear )|(?<=\baround )|(?<=\bcirca ))[1-9]\d{{2,3}}\b"),
-    re.compile(rf"\b(?:the\s+)?(?:\d{{1,2}}(?:st|nd|rd|th)|first|second|third|fourth|fifth|sixth|"
-               rf"seventh|eighth|ninth|tenth|eleventh|twelfth|thirteenth|fourteenth|fifteenth|"
-               rf"sixteenth|seventeenth|eighteenth|nineteenth|twentieth|twenty-first)\s+century\b", re.I),
+    re.compile(r"\b(?:1[0-9]|20)\d\ds?\b|\b(?:[1-9]\d{2,3})s?\b(?=\s*(?:AD|CE|BC)\b)|"
+               r"(?:(?<=\bin )|(?<=\bIn )|(?<=\bof )|(?<=\bby )|(?<=\bsince )|(?<=\buntil )|"
+               r"(?<=\bfrom )|(?<=\byear )|(?<=\baround )|(?<=\bcirca ))[1-9]\d{2,3}\b"),
+    re.compile(r"\b(?:the\s+)?(?:\d{1,2}(?:st|nd|rd|th)|first|second|third|fourth|fifth|sixth|"
+               r"seventh|eighth|ninth|tenth|eleventh|twelfth|thirteenth|fourteenth|fifteenth|"
+               r"sixteenth|seventeenth|eighteenth|nineteenth|twentieth|twenty-first)\s+century\b", re.I),
 ]
 _SCALE = r"(?:thousand|million|billion|trillion|bn|mn|m|b|k|tn)\b"
-_CURRENCY_WORD = r"(?:US\s?dollars|dollars|rubles|roubles|yuan|renminbi|euros|pounds|rupees|USD|RMB|EUR|CNY|RUB)"
+_CURRENCY_WORD = (r"(?:US\s?dollars|dollars|rubles|roubles|yuan|renminbi|euros|pounds|rupees|"
+                  r"USD|RMB|EUR|CNY|RUB)")
 _MONEY = re.compile(
     rf"(?:(?:approximately|about|nearly|almost|around|over|under|well under|more than|less than|"
     rf"close to|some|up to|at least)\s+)?(?:US\$|[$€£¥₽]|(?:USD|RMB|EUR|CNY|RUB)\s?)\s?\d[\d,.]*"
@@ -351,7 +354,8 @@ def wanted(question: str) -> Wanted:
     country = None
     if re.search(r"\b(?:country|countries|nation|nations|state|states)\b", question, re.I):
         country = True
-    elif re.search(r"\b(?:city|cities|town|towns|village|port|region|province|island|base)\b", question, re.I):
+    elif re.search(r"\b(?:city|cities|town|towns|village|port|region|province|island|base)\b",
+                   question, re.I):
         country = False
     return Wanted(question_kind(question), wants_period(question), wants_share(question), year, country)
 
