@@ -235,11 +235,6 @@ def cross_validate(
     return outcomes
 
 
-def answer_all(examples: Sequence[Example], scorer: Scorer, corpus: answering.CorpusStats,
-               documents: dict) -> list[Outcome]:
-    return [_answer(ex, scorer, corpus, documents) for ex in examples]
-
-
 _TYPED_KINDS = {"date", "number", "money", "person", "place", "designation", "name"}
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
@@ -157,6 +156,3 @@ class Scorer:
         except (OSError, ValueError, KeyError) as exc:
             raise ModelError(f"{path}: not a readable answer model ({exc})") from None
 
-
-def sigmoid(z: float) -> float:
-    return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
