@@ -44,10 +44,11 @@ def test_a_model_fitted_on_other_features_is_refused(tmp_path):
 
 def test_confidence_row_takes_ranker_margin_and_the_best_features():
     feats = Features(*([0.0] * len(Features.names())))
-    row = confidence_row([2.0, -1.0, 0.5], feats, short_missing=True)
+    row = confidence_row(2.0, [-1.0, 0.5], feats, short_missing=True)
     values = dict(zip(CONFIDENCE_INPUTS, row))
     assert values["ranker"] == 2.0 and values["margin"] == 1.5 and values["short_missing"] == 1.0
-    assert confidence_row([2.0], feats, False)[CONFIDENCE_INPUTS.index("margin")] == 5.0
+    assert values["top_share"] == pytest.approx(1 / (1 + np.exp(-3.0) + np.exp(-1.5)))
+    assert confidence_row(2.0, [], feats, False)[CONFIDENCE_INPUTS.index("margin")] == 5.0
 
 
 def test_rank_and_confidence():
@@ -59,4 +60,5 @@ def test_rank_and_confidence():
     high = Features(*[0.9 if n == "coverage" else 0.0 for n in names])
     logits = scorer.rank([low, high])
     assert logits[1] > logits[0]
-    assert scorer.confidence_of(list(logits), high, False) == pytest.approx(1 / (1 + np.exp(-0.9)))
+    assert scorer.confidence_of(float(logits[1]), [float(logits[0])], high, False) == pytest.approx(
+        1 / (1 + np.exp(-0.9)))

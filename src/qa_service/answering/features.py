@@ -45,6 +45,10 @@ class Features:
     """How many of the question's own content terms the sentence lacks (other names count; at most 5)."""
     missing_rarest: float
     """idf of the rarest own term the sentence lacks, over the idf of the question's rarest term."""
+    missing_nearby: float
+    """How many own terms the sentence lacks but its passage has (swapped in from nearby; at most 3)."""
+    span_pull: float
+    """How close the best span of the asked-for kind stands to the question's words (0 when none)."""
     negation_mismatch: float
     """1 when one of question and sentence is negated ("not", "never", "no") and the other is not."""
     name_coverage: float
@@ -110,6 +114,7 @@ def features(
                if t not in question.reference_terms and t not in TYPE_CUES}
     top_idf = max(own_idf.values(), default=1.0) or 1.0
     negated = _negated(question.text)
+    anchors = {t: w * corpus.idf(t) for t, w in question.weights.items()}
     out = []
     for cand in cands:
         words = token_set(cand.text)
@@ -134,6 +139,8 @@ def features(
             bigrams=_bigram_share(pairs, cand.text),
             missing_terms=float(min(5, len(missing))),
             missing_rarest=max((own_idf[t] for t in missing), default=0.0) / top_idf,
+            missing_nearby=float(min(3, sum(1 for t in missing if present(t, passage_words, corpus)))),
+            span_pull=_span_pull(question, cand.text, anchors),
             negation_mismatch=float(negated != _negated(cand.text)),
             name_coverage=len(present_names) / len(question.names) if question.names else 1.0,
             names_missing=len(absent) / len(telling) if telling else 0.0,
@@ -192,6 +199,16 @@ def _typed(question: Question, sentence: str) -> float:
         if norm and norm not in asked:
             best = max(best, extract.specificity(span, question.wanted))
     return best
+
+
+def _span_pull(question: Question, sentence: str, anchors: dict[str, float]) -> float:
+    if question.kind not in extract.SHORT_KINDS:
+        return 0.0
+    span = extract.best_span(question.wanted, sentence, question.text, anchors, tokens)
+    if span is None:
+        return 0.0
+    total = sum(anchors.values()) or 1.0
+    return extract.pull(span, sentence, anchors, tokens) / total
 
 
 @lru_cache(maxsize=65536)

@@ -161,10 +161,12 @@ def _names(question: str) -> frozenset[str]:
     for i, word in enumerate(words):
         if (i > 0 and word[0].isupper()) or any(ch.isdigit() for ch in word):
             out.update(tokens(word))
-    for quoted in re.findall(r"[“\"']([^”\"']{2,60})[”\"']", question):
+    for quoted in re.findall(r"[“\"]([^”\"]{2,60})[”\"]", question):
         out.update(tokens(quoted))
-    # Numbers and years are said in many ways; they are matched as numbers, not as names.
-    return frozenset(t for t in out if not re.fullmatch(r"[\d.,]+s?", t))
+    # Numbers, years and amounts are said in many ways ("mid-2016", "$30tn"); they are matched
+    # as numbers, not as names.
+    return frozenset(t for t in out if not re.fullmatch(
+        r"[\d.,]+s?|(?:mid|early|late)?[\d.,]+(?:s|bn|mn|tn|m|b|k|th|st|nd|rd)?", t))
 
 
 def _source_reference(

@@ -76,15 +76,17 @@ CONFIDENCE_INPUTS = (
 
 
 def confidence_row(
-    ranker_logits: Sequence[float], best: Features, short_missing: bool, kind: str = "other",
-    followup: bool = False,
+    best_logit: float, rival_logits: Sequence[float], best: Features, short_missing: bool,
+    kind: str = "other", followup: bool = False,
 ) -> np.ndarray:
-    """The confidence model's inputs for a question (of `kind`) whose best candidate is `best`."""
-    ordered = np.sort(np.asarray(ranker_logits, dtype=np.float64))[::-1]
-    margin = ordered[0] - ordered[1] if len(ordered) > 1 else 5.0
-    shares = np.exp(ordered - ordered[0])
+    """The confidence model's inputs for a question (of `kind`) whose best candidate is `best`;
+    `rival_logits` are those of the candidates that quote other text (not the best one again
+    with or without the sentence before it)."""
+    rivals = np.asarray(rival_logits, dtype=np.float64)
+    margin = best_logit - rivals.max() if len(rivals) else 5.0
+    shares = np.exp(np.concatenate([[0.0], rivals - best_logit]))
     values = {
-        "ranker": ordered[0],
+        "ranker": best_logit,
         "margin": min(margin, 5.0),
         "short_missing": float(short_missing),
         "top_share": float(1.0 / shares.sum()),  # the best one's part of all candidates' weight
@@ -111,10 +113,10 @@ class Scorer:
         return self.ranker.logits(np.stack([f.vector() for f in feats]))
 
     def confidence_of(
-        self, ranker_logits: Sequence[float], best: Features, short_missing: bool, kind: str = "other",
-        followup: bool = False,
+        self, best_logit: float, rival_logits: Sequence[float], best: Features, short_missing: bool,
+        kind: str = "other", followup: bool = False,
     ) -> float:
-        row = confidence_row(ranker_logits, best, short_missing, kind, followup)
+        row = confidence_row(best_logit, rival_logits, best, short_missing, kind, followup)
         return float(self.confidence.probabilities(row)[0])
 
     def to_dict(self) -> dict[str, Any]:

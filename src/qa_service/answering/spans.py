@@ -370,7 +370,7 @@ def specificity(span: Span, want: Wanted | None = None) -> float:
         return 0.5 if re.match(r"because|due|owing|caused|the reason|official|real", span.text,
                                re.I) else 0.3
     if span.kind == NUMBER and re.fullmatch(r"(?:1[6-9]|20)\d\d", span.text):
-        return 0.3  # a year is rarely the count asked for
+        return 0.0  # a year is not the count asked for
     if span.kind == PLACE:
         if want is None or want.country is None:
             return 1.0 if is_country_or_capital(span) else 0.7
@@ -424,27 +424,34 @@ def best_span(
     if not options:
         return None
     top = max(specificity(s, want) for s in options)
+    if top <= 0.0:
+        return None
     options = [s for s in options if specificity(s, want) == top]
-    found: list[tuple[float, int, int]] = []
-    for m in _WORD_SPAN.finditer(sentence):
-        for term in tokenise(m.group(0)):
-            if term in anchors:
-                found.append((anchors[term], m.start(), m.end()))
-
-    def pull(span: Span) -> float:
-        total = 0.0
-        for weight, start, end in found:
-            gap = span.start - end if span.start >= end else 1.5 * max(0, start - span.end)
-            total += weight / (1.0 + gap / 8.0)
-        return total - span.start * 1e-6  # ties: the earlier span
-
-    best = max(options, key=pull)
+    best = max(options, key=lambda span: pull(span, sentence, anchors, tokenise) - span.start * 1e-6)
     if want.year and best.kind == DATE:
         years = list(re.finditer(r"\b(?:1\d\d\d|20\d\d)\b", best.text))
         if len(years) == 1:  # "July 16, 2001" answers "what year" with "2001"; a range stays
             y = years[0]
             return Span(DATE, best.start + y.start(), best.start + y.end(), y.group(0))
     return best
+
+
+def pull(span: Span, sentence: str, anchors: dict[str, float],
+         tokenise: Callable[[str], list[str]]) -> float:
+    """How hard the question's words pull a span: each anchor term in the sentence pulls by its
+    weight over its distance in characters; one just before the span is nearer than one after."""
+    total = 0.0
+    for m in _WORD_SPAN.finditer(sentence):
+        for term in tokenise(m.group(0)):
+            weight = anchors.get(term)
+            if weight is None:
+                continue
+            if span.start >= m.end():
+                gap = span.start - m.end()
+            else:
+                gap = 1.5 * max(0, m.start() - span.end)
+            total += weight / (1.0 + gap / 8.0)
+    return total
 
 
 def _norm(text: str) -> str:
