@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Callable
+from functools import lru_cache
 
 DATE, NUMBER, MONEY, PERSON, PLACE, DESIGNATION, NAME, REASON, OTHER = (
     "date", "number", "money", "person", "place", "designation", "name", "reason", "other",
@@ -109,6 +110,7 @@ _NOT_PERSON_WORDS = frozenset(
 )
 
 
+@lru_cache(maxsize=65536)
 def _is_place_word(word: str) -> bool:
     from ..text import tokens as _tokens
     from .aliases import country_groups
@@ -191,6 +193,12 @@ def question_kind(question: str) -> str:
 
 def spans(kind: str, sentence: str) -> list[Span]:
     """Spans of `kind` in `sentence`, longest first where they overlap."""
+    return list(_spans(kind, sentence))
+
+
+@lru_cache(maxsize=65536)
+def _spans(kind: str, sentence: str) -> tuple[Span, ...]:
+    """`spans`, remembered: the same sentences are searched for question after question."""
     if kind == DATE:
         found = _non_overlapping(sentence, _DATE_PATTERNS, DATE)
     elif kind == MONEY:
@@ -209,7 +217,7 @@ def spans(kind: str, sentence: str) -> list[Span]:
         found = _non_overlapping(sentence, [_REASON], REASON)
     else:
         found = []
-    return sorted(found, key=lambda s: s.start)
+    return tuple(sorted(found, key=lambda s: s.start))
 
 
 def _non_overlapping(text: str, patterns: list[re.Pattern[str]], kind: str) -> list[Span]:
