@@ -43,6 +43,8 @@ def test_ask_text_shows_sources(runner, real_index):
         (["ask", "x", "--top-k", "50"], {}, 2, "50 is not in the range"),
         (["build"], {"QA_SOURCES_DIR": "{tmp}/missing"}, 1, "does not exist"),
         (["ask", "x"], {"QA_TOPK": "3"}, 1, "unknown setting QA_TOPK"),
+        # Refused before the model loads or the port opens, naming the setting.
+        (["serve"], {"QA_TOP_K": "25"}, 1, "setting QA_TOP_K (top_k) is 25"),
     ],
 )
 def test_errors_exit_with_a_message(runner, real_index, tmp_path, args, env, code, message):

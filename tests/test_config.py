@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from qa_service.config import Settings, settings_help
+from qa_service.config import LIMITS, Settings, settings_help
 from qa_service.errors import ConfigError
 
 
@@ -28,6 +28,7 @@ def test_environment_then_flags():
         ({"QA_TOPK": "3"}, "unknown setting QA_TOPK"),
         ({"QA_TOP_K": "many"}, "QA_TOP_K must be a whole number"),
         ({"QA_TOP_K": "0"}, "top_k must be at least 1"),
+        ({"QA_TOP_K": "25"}, "QA_TOP_K .* is 25, but a request may ask for at most 20"),
         ({"QA_CHUNK_OVERLAP": "9"}, "chunk_overlap must be between 0"),
         ({"QA_INDEX_DIR": " "}, "QA_INDEX_DIR is set but empty"),
         ({"QA_PORT": "70000"}, "port must be 1-65535"),
@@ -42,3 +43,7 @@ def test_help_lists_every_setting():
     text = settings_help()
     for name in ("QA_SOURCES_DIR", "QA_INDEX_DIR", "QA_MODEL", "QA_ADMIN_TOKEN", "QA_TOP_K"):
         assert name in text
+
+
+def test_the_largest_top_k_a_request_may_ask_is_a_valid_default():
+    assert Settings.from_env({"QA_TOP_K": str(LIMITS.top_k)}).top_k == LIMITS.top_k

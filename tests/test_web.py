@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -207,3 +208,14 @@ def test_page_is_served_with_local_assets_only(client):
     assert "<textarea" in html and "/static/app.js" in html
     assert "http://" not in html and "https://" not in html
     assert client.get("/static/app.js").status_code == 200
+
+
+def test_page_gets_the_request_limits_from_the_one_definition(client):
+    from html import unescape
+
+    from qa_service.config import LIMITS
+
+    html = client.get("/").get_data(as_text=True)
+    found = re.search(r"data-limits='([^']*)'", html)
+    assert found and json.loads(unescape(found.group(1))) == LIMITS.as_dict()
+    assert f'maxlength="{LIMITS.question_chars}"' in html

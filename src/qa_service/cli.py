@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from .config import Settings, settings_help
+from .config import LIMITS, Settings, settings_help
 from .errors import QAError
 
 
@@ -115,7 +115,7 @@ def _build_with_progress(service: Any) -> Any:
 @main.command()
 @click.argument("question")
 @click.option("--json", "as_json", is_flag=True, help="print the API's JSON response")
-@click.option("--top-k", type=click.IntRange(1, 20), help="passages to retrieve")
+@click.option("--top-k", type=click.IntRange(1, LIMITS.top_k), help="passages to retrieve")
 @click.option("--source", "only", multiple=True, help="search only this source id (repeatable)")
 @_index_opt
 @_model_opt

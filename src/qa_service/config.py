@@ -16,6 +16,25 @@ from .errors import ConfigError
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    """What one request may ask, defined once: the service, the API schemas, the OpenAI-style
+    route, the CLI and the chat page (which reads them from the rendered template) all use these.
+    """
+
+    question_chars: int = 1000  # after trimming
+    history_turns: int = 20
+    answer_chars: int = 5000  # of one earlier answer sent back in the history
+    top_k: int = 20
+    body_bytes: int = 64 * 1024
+
+    def as_dict(self) -> dict[str, int]:
+        return dataclasses.asdict(self)
+
+
+LIMITS = Limits()
+
 # (field, environment variable, type, default, help). The CLI's --help is generated from this.
 SETTINGS_TABLE: tuple[tuple[str, str, type, Any, str], ...] = (
     ("sources_dir", "QA_SOURCES_DIR", Path, Path("sources"), "folder of source documents"),
@@ -64,6 +83,11 @@ class Settings:
             raise ConfigError(
                 f"setting chunk_overlap must be between 0 and chunk_sentences-1 "
                 f"({self.chunk_sentences - 1}), got {self.chunk_overlap}"
+            )
+        if self.top_k > LIMITS.top_k:
+            raise ConfigError(
+                f"setting QA_TOP_K (top_k) is {self.top_k}, but a request may ask for at most "
+                f"{LIMITS.top_k} passages; set QA_TOP_K between 1 and {LIMITS.top_k}"
             )
         if not 0 < self.port < 65536:
             raise ConfigError(f"setting port must be 1-65535, got {self.port}")

@@ -8,24 +8,30 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, StringConstraints
 
 from .answering import Citation  # the dataclass the service returns describes itself
+from .config import LIMITS
 
-Question = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
+Question = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=LIMITS.question_chars)
+]
 
 
 class Turn(BaseModel):
     # A client may send back whole earlier responses; only question and answer are used.
     model_config = ConfigDict(extra="ignore", strict=True)
-    question: StrictStr = Field(max_length=1000)
-    answer: StrictStr = Field(default="", max_length=5000)
+    question: StrictStr = Field(max_length=LIMITS.question_chars)
+    answer: StrictStr = Field(default="", max_length=LIMITS.answer_chars)
 
 
 class AnswerRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
-    question: Question = Field(description="1 to 1000 characters after trimming")
-    history: list[Turn] = Field(
-        default_factory=list, max_length=20, description="earlier turns, oldest first"
+    question: Question = Field(
+        description=f"1 to {LIMITS.question_chars} characters after trimming"
     )
-    top_k: StrictInt | None = Field(default=None, ge=1, le=20)
+    history: list[Turn] = Field(
+        default_factory=list, max_length=LIMITS.history_turns,
+        description="earlier turns, oldest first",
+    )
+    top_k: StrictInt | None = Field(default=None, ge=1, le=LIMITS.top_k)
     sources: list[StrictStr] | None = Field(
         default=None, description="source ids to search (GET /api/sources)"
     )
@@ -105,8 +111,8 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 
 def _errors(*statuses: int) -> dict[str, Any]:
     text = {400: "bad request", 401: "wrong token", 403: "route turned off", 404: "not found",
-            409: "a rebuild is running", 413: "body over 64 KiB", 422: "no readable sources",
-            503: "no index built yet"}
+            409: "a rebuild is running", 413: f"body over {LIMITS.body_bytes // 1024} KiB",
+            422: "no readable sources", 503: "no index built yet"}
     return {str(s): _json(_ref("Error"), text[s]) for s in statuses}
 
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from . import answering
 from .chunking import CHUNKING_VERSION, Passage, make_passages
-from .config import Settings
+from .config import LIMITS, Settings
 from .embedding import Embedder, SentenceTransformerEmbedder
 from .errors import BadRequest, NoSources, NotFound
 from .retrieval import Retriever
@@ -32,9 +32,6 @@ from .store import (
     previous_vectors,
     sentence_hash,
 )
-
-MAX_QUESTION_CHARS = 1000
-MAX_HISTORY = 20
 
 
 @dataclasses.dataclass(frozen=True)
@@ -262,17 +259,18 @@ class QAService:
         question = (question or "").strip()
         if not question:
             raise BadRequest("question is empty: ask something about the sources")
-        if len(question) > MAX_QUESTION_CHARS:
+        if len(question) > LIMITS.question_chars:
             raise BadRequest(
-                f"question is {len(question)} characters long; the limit is {MAX_QUESTION_CHARS}"
+                f"question is {len(question)} characters long; the limit is "
+                f"{LIMITS.question_chars}"
             )
-        if len(history) > MAX_HISTORY:
+        if len(history) > LIMITS.history_turns:
             raise BadRequest(
-                f"history has {len(history)} turns; send at most the last {MAX_HISTORY}"
+                f"history has {len(history)} turns; send at most the last {LIMITS.history_turns}"
             )
         top_k = self.settings.top_k if top_k is None else top_k
-        if not 1 <= top_k <= 20:
-            raise BadRequest(f"top_k must be between 1 and 20, got {top_k}")
+        if not 1 <= top_k <= LIMITS.top_k:
+            raise BadRequest(f"top_k must be between 1 and {LIMITS.top_k}, got {top_k}")
         snap = self.snapshot()
         if sources is not None:
             unknown = [s for s in sources if s not in snap.data.documents]

@@ -15,12 +15,12 @@ from flask import Blueprint, Flask, current_app, jsonify, render_template, reque
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
-from .config import Settings
+from .config import LIMITS, Settings
 from .errors import BadRequest, QAError
 from .schemas import AnswerRequest, openapi_document
 from .service import QAService
 
-MAX_BODY_BYTES = 64 * 1024
+MAX_BODY_BYTES = LIMITS.body_bytes
 log = logging.getLogger(__name__)
 
 api = Blueprint("api", __name__)
@@ -112,7 +112,7 @@ def _validation_message(exc: ValidationError) -> str:
         if err["type"] == "extra_forbidden":
             text = "unknown field; allowed: question, history, top_k, sources"
         elif where == "question" and err["type"] in ("string_too_short", "missing"):
-            text = "required: a question of 1 to 1000 characters"
+            text = f"required: a question of 1 to {LIMITS.question_chars} characters"
         parts.append(f"{where}: {text}")
     return "; ".join(parts)
 
@@ -166,4 +166,4 @@ def openapi():
 
 @page.get("/")
 def index():
-    return render_template("index.html")
+    return render_template("index.html", limits=LIMITS)

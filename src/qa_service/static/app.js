@@ -2,7 +2,8 @@
 // never as HTML, so "<script>" in a question or a document shows as text.
 "use strict";
 
-const MAX_HISTORY = 20;
+// The request limits of config.LIMITS, rendered into the page by the server.
+const LIMITS = JSON.parse(document.body.dataset.limits);
 const state = { history: [], sources: [], selected: new Set(), citation: null };
 const $ = (id) => document.getElementById(id);
 
@@ -179,7 +180,7 @@ async function ask(question) {
   turn.append(bubble);
   $("conversation").append(turn);
   turn.scrollIntoView({ block: "end" });
-  const body = { question, history: state.history.slice(-MAX_HISTORY) };
+  const body = { question, history: state.history.slice(-LIMITS.history_turns) };
   if (state.selected.size) body.sources = [...state.selected];
   $("send").disabled = true;
   try {
@@ -189,7 +190,7 @@ async function ask(question) {
       body: JSON.stringify(body),
     });
     renderAnswer(result, bubble);
-    state.history.push({ question, answer: result.answer });
+    state.history.push({ question, answer: result.answer.slice(0, LIMITS.answer_chars) });
   } catch (err) {
     bubble.classList.remove("busy");
     bubble.classList.add("error");
