@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 from pathlib import Path
 
 import pytest
@@ -95,3 +96,16 @@ def built_fake(fake_service: QAService) -> QAService:
     """The fake-embedder service over the tiny sources, built."""
     fake_service.build()
     return fake_service
+
+
+@pytest.fixture(scope="session")
+def live_server(real_service: QAService):
+    """A real waitress server on 127.0.0.1 (a free port) serving the real index."""
+    import waitress
+
+    server = waitress.create_server(create_app(real_service.settings, real_service),
+                                    host="127.0.0.1", port=0, threads=4)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.effective_port}"
+    server.close()

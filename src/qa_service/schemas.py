@@ -3,9 +3,17 @@ from them, so the validation and the published contract cannot drift apart."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, StringConstraints
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    StringConstraints,
+)
 
 from .answering import Citation  # the dataclass the service returns describes itself
 from .config import LIMITS
@@ -98,7 +106,136 @@ class Error(BaseModel):
     error: ErrorBody
 
 
-_MODELS = (AnswerRequest, AnswerResponse, Source, SourceDetail, RebuildReport, Health, Error)
+# -- the OpenAI-compatible routes (chat_api.py) ------------------------------------------------
+
+
+class ContentPart(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
+    type: StrictStr = Field(description='only "text" parts are read')
+    text: StrictStr | None = None
+
+
+class ChatMessage(BaseModel):
+    # tool_calls, name, refusal and other OpenAI fields are accepted and not used.
+    model_config = ConfigDict(extra="ignore", strict=True)
+    role: Literal["system", "developer", "user", "assistant", "tool", "function"]
+    content: StrictStr | list[ContentPart] | None = None
+
+
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
+    include_usage: StrictBool | None = None
+
+
+class ResponseFormat(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
+    type: StrictStr
+
+
+class ChatCompletionRequest(BaseModel):
+    """OpenAI's chat-completions request. Sampling parameters (temperature, top_p, max_tokens,
+    seed, stop, penalties, user, tools, ...) are accepted and ignored: answers are quoted from
+    the sources, not generated. `sources` and `top_k` are this service's own extras."""
+
+    model_config = ConfigDict(extra="ignore", strict=True)
+    model: StrictStr = Field(description="the id GET /v1/models lists")
+    messages: list[ChatMessage] = Field(
+        min_length=1, description="the conversation; the last message is the user's question"
+    )
+    stream: StrictBool | None = Field(default=False, description="server-sent events")
+    stream_options: StreamOptions | None = None
+    n: StrictInt | None = Field(default=None, description="only 1")
+    logprobs: StrictBool | None = Field(default=None, description="only false")
+    response_format: ResponseFormat | None = Field(default=None, description='only "text"')
+    top_k: StrictInt | None = Field(default=None, ge=1, le=LIMITS.top_k)
+    sources: list[StrictStr] | None = Field(
+        default=None, description="source ids to search (GET /api/sources)"
+    )
+
+
+class ChatReply(BaseModel):
+    role: Literal["assistant"]
+    content: str = Field(description="the answer with [n] markers, then a reference list")
+    refusal: None
+
+
+class ChatChoice(BaseModel):
+    index: int
+    message: ChatReply
+    logprobs: None
+    finish_reason: Literal["stop"]
+
+
+class Usage(BaseModel):
+    prompt_tokens: int = Field(description="0: no language model runs")
+    completion_tokens: int
+    total_tokens: int
+
+
+class ChatCompletion(BaseModel):
+    id: str
+    object: Literal["chat.completion"]
+    created: int
+    model: str
+    system_fingerprint: str = Field(description="the index version that answered")
+    choices: list[ChatChoice]
+    usage: Usage
+    qa: AnswerResponse = Field(description="the full answer, as POST /api/answer gives it")
+
+
+class ChatDelta(BaseModel):
+    role: Literal["assistant"] | None = None
+    content: str | None = None
+
+
+class ChatChunkChoice(BaseModel):
+    index: int
+    delta: ChatDelta
+    logprobs: None
+    finish_reason: Literal["stop"] | None
+
+
+class ChatCompletionChunk(BaseModel):
+    """One `data:` event of a streamed reply; the stream ends with `data: [DONE]`."""
+
+    id: str
+    object: Literal["chat.completion.chunk"]
+    created: int
+    model: str
+    system_fingerprint: str | None = None
+    choices: list[ChatChunkChoice]
+    usage: Usage | None = Field(default=None, description="only in the last chunk, when "
+                                "stream_options.include_usage is true")
+    qa: AnswerResponse | None = Field(default=None, description="in the chunk with the "
+                                      "finish reason")
+
+
+class Model(BaseModel):
+    id: str
+    object: Literal["model"]
+    created: int
+    owned_by: str
+
+
+class ModelList(BaseModel):
+    object: Literal["list"]
+    data: list[Model]
+
+
+class OpenAIErrorBody(BaseModel):
+    message: str
+    type: str
+    param: str | None
+    code: str | None
+
+
+class OpenAIError(BaseModel):
+    error: OpenAIErrorBody
+
+
+_MODELS = (AnswerRequest, AnswerResponse, Source, SourceDetail, RebuildReport, Health, Error,
+           ChatCompletionRequest, ChatCompletion, ChatCompletionChunk, Model, ModelList,
+           OpenAIError)
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -114,6 +251,12 @@ def _errors(*statuses: int) -> dict[str, Any]:
             409: "a rebuild is running", 413: f"body over {LIMITS.body_bytes // 1024} KiB",
             422: "no readable sources", 503: "no index built yet"}
     return {str(s): _json(_ref("Error"), text[s]) for s in statuses}
+
+
+def _openai_errors(*statuses: int) -> dict[str, Any]:
+    text = {400: "bad request", 404: "unknown model", 413: "body over "
+            f"{LIMITS.body_bytes // 1024} KiB", 503: "no index built yet"}
+    return {str(s): _json(_ref("OpenAIError"), text[s]) for s in statuses}
 
 
 def openapi_document() -> dict[str, Any]:
@@ -159,6 +302,32 @@ def openapi_document() -> dict[str, Any]:
             "/healthz": {"get": {
                 "summary": "Service and index status",
                 "responses": {"200": _json(_ref("Health"), "ready"), **_errors(503)},
+            }},
+            "/v1/models": {"get": {
+                "summary": "OpenAI-compatible: the one model",
+                "responses": {"200": _json(_ref("ModelList"), "the models")},
+            }},
+            "/v1/models/{model}": {"get": {
+                "summary": "OpenAI-compatible: one model",
+                "parameters": [{"name": "model", "in": "path", "required": True,
+                                "schema": {"type": "string"}}],
+                "responses": {"200": _json(_ref("Model"), "the model"),
+                              **_openai_errors(404)},
+            }},
+            "/v1/chat/completions": {"post": {
+                "summary": "OpenAI-compatible chat completion: the cited answer to the last "
+                           "user message, with `qa` holding the full answer",
+                "requestBody": {"required": True, "content": {
+                    "application/json": {"schema": _ref("ChatCompletionRequest")}}},
+                "responses": {
+                    "200": {"description": "the reply; with stream: true, server-sent events "
+                                           "of ChatCompletionChunk ending with data: [DONE]",
+                            "content": {
+                                "application/json": {"schema": _ref("ChatCompletion")},
+                                "text/event-stream": {"schema": {"type": "string"}},
+                            }},
+                    **_openai_errors(400, 404, 413, 503),
+                },
             }},
             "/openapi.json": {"get": {
                 "summary": "This document",

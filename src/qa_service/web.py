@@ -15,6 +15,7 @@ from flask import Blueprint, Flask, current_app, jsonify, render_template, reque
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
+from . import chat_api
 from .config import LIMITS, Settings
 from .errors import BadRequest, QAError
 from .schemas import AnswerRequest, openapi_document
@@ -41,6 +42,8 @@ def create_app(settings: Settings | None = None, service: QAService | None = Non
     app.extensions["qa_settings"] = settings
     app.register_blueprint(api)
     app.register_blueprint(page)
+    app.register_blueprint(chat_api.chat)
+    app.register_error_handler(chat_api.ChatError, chat_api.error_response)
     app.register_error_handler(QAError, _qa_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected_error)
@@ -52,12 +55,16 @@ def _service() -> QAService:
 
 
 def _error(code: str, message: str, status: int):
+    if chat_api.is_chat_path(request.path):  # the OpenAI-style routes keep OpenAI's shape
+        return chat_api.error_response(chat_api.ChatError(status, message, code=code))
     response = jsonify({"error": {"code": code, "message": message}})
     response.status_code = status
     return response
 
 
 def _qa_error(exc: QAError):
+    if chat_api.is_chat_path(request.path):
+        return chat_api.error_response(chat_api.from_qa_error(exc))
     return _error(exc.code, exc.message, exc.status)
 
 
