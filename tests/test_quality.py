@@ -81,6 +81,14 @@ def test_sources_filter_limits_citations(real_service):
     assert result["citations"] and {c["source"] for c in result["citations"]} == {only}
 
 
+def test_the_paper_under_a_one_source_filter_is_that_source(real_service):
+    # Before, "the paper" named nothing and the answer was a stray name from the text.
+    source = "kashin-military-technical-cooperation.txt"
+    result = real_service.ask("Who wrote the paper?", sources=[source])
+    assert "Vasily KASHIN" in result["citations"][0]["quote"]
+    assert not result["answerable"] or "KASHIN" in (result["short_answer"] or "").upper()
+
+
 @pytest.mark.parametrize("gold", [SHARED_DEV, GOLD / "paraphrased.jsonl"], ids=["dev", "own"])
 def test_gold_sets_meet_the_floor(real_service, gold):
     if not gold.exists():

@@ -58,6 +58,14 @@ def test_the_author_of_a_source_is_asked_about_by_name(corpus):
     assert "Ivan Petrov" in q.search_text and q.weights["petrov"] == 1.0
 
 
+def test_the_paper_is_the_one_source_searched(corpus):
+    q = analyse("Who wrote the paper?", [], corpus, scope=["paper.txt"])
+    assert q.sources == ("paper.txt",) and q.metadata_answer == "Ivan Petrov"
+    assert analyse("Who wrote the paper?", [], corpus).metadata_answer is None
+    assert analyse("Who wrote the paper?", [], corpus, ["paper.txt", "notes.txt"]).sources == ()
+    assert analyse("Who signed the contract?", [], corpus, ["paper.txt"]).sources == ()
+
+
 def test_no_source_is_named_by_a_plain_question(corpus):
     assert analyse("How many engines were ordered?", [], corpus).sources == ()
 

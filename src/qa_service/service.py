@@ -72,6 +72,10 @@ class Snapshot:
 
 
 class QAService:
+    """The front door: `build()` the index of a sources folder, `ask()` it questions, read its
+    `list_sources()` and `get_source()`. Safe to share between threads; `embedder` replaces the
+    packaged sentence-transformers model (any object with the `Embedder` protocol)."""
+
     def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
         self.settings = settings
         self.embedder: Embedder = embedder or SentenceTransformerEmbedder(settings.model)
@@ -311,7 +315,7 @@ class QAService:
         sources: Sequence[str] | None,
         mode: str,
     ) -> tuple[answering.Prepared, list[Any]]:
-        analysed = answering.analyse(question, history, snap.corpus)
+        analysed = answering.analyse(question, history, snap.corpus, sources)
         vector = self.embedder.embed_query(analysed.search_text)
         hits = snap.retriever.search(vector, list(analysed.weights), top_k, sources, mode=mode,
                                      term_weights=analysed.weights)
@@ -323,11 +327,15 @@ class QAService:
     # -- sources ------------------------------------------------------------------------------
 
     def list_sources(self) -> list[dict[str, Any]]:
+        """The indexed sources, as GET /api/sources gives them."""
         data = self.snapshot().data
         chunks = {s["source"]: s["chunks"] for s in data.manifest["sources"]}
         return [_source_record(doc, chunks.get(doc.source, 0)) for doc in data.documents.values()]
 
     def get_source(self, source: str) -> dict[str, Any]:
+        """One source with its cleaned text, the text citation offsets point into.
+
+        Raises `NotFound` (a `QAError`) for an id that is not indexed."""
         data = self.snapshot().data
         doc = data.documents.get(source)
         if doc is None:
@@ -340,6 +348,7 @@ class QAService:
         return record
 
     def health(self) -> dict[str, Any]:
+        """Status and index summary, as GET /healthz gives it."""
         data = self.snapshot().data
         return {
             "status": "ok",

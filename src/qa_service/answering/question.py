@@ -70,11 +70,25 @@ class Question:
         return extract.Wanted(self.kind, self.period, self.share, self.year, self.country)
 
 
-def analyse(question: str, history: Sequence[Mapping[str, str]], corpus: CorpusStats) -> Question:
-    """Analyse `question`, asked after `history` (earlier turns: question and answer)."""
+def analyse(
+    question: str,
+    history: Sequence[Mapping[str, str]],
+    corpus: CorpusStats,
+    scope: Sequence[str] | None = None,
+) -> Question:
+    """Analyse `question`, asked after `history` (earlier turns: question and answer), over the
+    sources in `scope` (None: all). A question about "the paper" that names no source, asked of
+    one source only, is about that source: "Who wrote the paper?" is answered from its metadata.
+    """
     reading = spell_numbers(question)
     own = tokens(reading)
     sources, reference_terms, author = _source_reference(question, own, corpus)
+    by_scope = False
+    if not sources and scope is not None and len(scope) == 1 and set(own) & _DOCUMENT_WORDS:
+        sources = tuple(scope)
+        info = next((i for i in corpus.sources if i.source == sources[0]), None)
+        author = (info.author or info.publisher or None) if info else None
+        by_scope = author is not None
     metadata_answer = None
     search_text = reading
     if author and _AUTHOR_OF.search(question) is None and re.search(
@@ -90,6 +104,12 @@ def analyse(question: str, history: Sequence[Mapping[str, str]], corpus: CorpusS
     for term in reference_terms:
         if term in weights:
             weights[term] = 0.3  # names the source, not the content
+    if by_scope and metadata_answer:
+        # No word of the question leads to the byline, so the author's name is searched for,
+        # weighed as words that name a source are.
+        search_text = f"{reading} {metadata_answer}"
+        for term in tokens(metadata_answer):
+            weights.setdefault(term, 0.3)
     for term in content:
         for alias in corpus.aliases.expansions(term):
             weights.setdefault(alias, ALIAS_WEIGHT)
