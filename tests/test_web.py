@@ -175,7 +175,7 @@ def test_healthz(client):
 def test_openapi_describes_every_route(client, app):
     doc = client.get("/openapi.json").get_json()
     assert doc["openapi"].startswith("3.")
-    rules = {r.rule.replace("<path:source>", "{source}") for r in app.url_map.iter_rules()
+    rules = {re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", r.rule) for r in app.url_map.iter_rules()
              if r.endpoint != "static"}
     assert rules == set(doc["paths"])
     request_schema = doc["components"]["schemas"]["AnswerRequest"]
