@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_VERBOSITY := error
 
-.PHONY: install index serve test test-deps bench bench-peers lint clean training-index train cv
+.PHONY: install index serve test test-deps bench bench-scale bench-peers lint clean training-index train cv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,11 @@ test: test-deps
 
 bench: test-deps index
 	$(BIN)/python bench/bench.py
+
+# How the service grows with the corpus (stand-in embedder): SIZES=10000,100000,1000000
+SIZES ?= 10000,100000
+bench-scale: install
+	$(BIN)/python bench/scale.py --sizes $(SIZES)
 
 # Peers in a virtualenv of their own, so they never enter the product's dependencies.
 PEERS := .venv-peers

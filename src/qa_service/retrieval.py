@@ -14,6 +14,7 @@ import dataclasses
 from collections import Counter
 from collections.abc import Collection, Sequence
 
+import faiss
 import numpy as np
 
 from .chunking import Passage
@@ -192,7 +193,15 @@ class Retriever:
                 rows = rows[np.argpartition(-scores, limit - 1)[:limit]]
             return np.sort(rows)
         index = self.data.faiss_index
-        _, ids = index.search(query.reshape(1, -1), min(limit, index.ntotal))
+        # One query is one core's work: OpenMP threads spin against the server's own threads.
+        # Measured on this 2-core machine, top 100 of 10,000 vectors: 16 ms with OpenMP's
+        # default, 0.5 ms with one. The setting is restored: torch shares the OpenMP runtime.
+        threads = faiss.omp_get_max_threads()
+        faiss.omp_set_num_threads(1)
+        try:
+            _, ids = index.search(query.reshape(1, -1), min(limit, index.ntotal))
+        finally:
+            faiss.omp_set_num_threads(threads)
         return np.sort(ids[0][ids[0] >= 0])
 
 

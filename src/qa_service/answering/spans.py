@@ -449,17 +449,26 @@ def pull(span: Span, sentence: str, anchors: dict[str, float],
     """How hard the question's words pull a span: each anchor term in the sentence pulls by its
     weight over its distance in characters; one just before the span is nearer than one after."""
     total = 0.0
-    for m in _WORD_SPAN.finditer(sentence):
-        for term in tokenise(m.group(0)):
+    for start, end, terms in _word_terms(sentence, tokenise):
+        for term in terms:
             weight = anchors.get(term)
             if weight is None:
                 continue
-            if span.start >= m.end():
-                gap = span.start - m.end()
+            if span.start >= end:
+                gap = span.start - end
             else:
-                gap = 1.5 * max(0, m.start() - span.end)
+                gap = 1.5 * max(0, start - span.end)
             total += weight / (1.0 + gap / 8.0)
     return total
+
+
+@lru_cache(maxsize=16384)
+def _word_terms(sentence: str, tokenise: Callable[[str], list[str]]
+                ) -> tuple[tuple[int, int, tuple[str, ...]], ...]:
+    """Each word of the sentence with its offsets and terms; every span of a sentence and every
+    question asked of it reuse them (tokenising them again was half of a question's time)."""
+    return tuple((m.start(), m.end(), tuple(tokenise(m.group(0))))
+                 for m in _WORD_SPAN.finditer(sentence))
 
 
 def _norm(text: str) -> str:
