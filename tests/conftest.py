@@ -14,7 +14,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 from qa_service.config import Settings  # noqa: E402
-from qa_service.embedding import HashingEmbedder, SentenceTransformerEmbedder  # noqa: E402
+from qa_service.embedding import Embedder, HashingEmbedder, make_embedder  # noqa: E402
 from qa_service.service import QAService  # noqa: E402
 from qa_service.web import create_app  # noqa: E402
 
@@ -54,8 +54,9 @@ def fake_service(fake_settings: Settings) -> QAService:
 
 
 @pytest.fixture(scope="session")
-def real_embedder() -> SentenceTransformerEmbedder:
-    embedder = SentenceTransformerEmbedder()
+def real_embedder() -> Embedder:
+    """The packaged model on the default backend (ONNX Runtime), as the service ships."""
+    embedder = make_embedder(Settings())
     embedder.embed_query("load once")
     return embedder
 

