@@ -219,3 +219,13 @@ def test_page_gets_the_request_limits_from_the_one_definition(client):
     found = re.search(r"data-limits='([^']*)'", html)
     assert found and json.loads(unescape(found.group(1))) == LIMITS.as_dict()
     assert f'maxlength="{LIMITS.question_chars}"' in html
+
+
+def test_a_link_to_a_file_outside_the_sources_is_never_published(fake_settings):
+    (fake_settings.sources_dir / "passwd.txt").symlink_to("/etc/passwd")
+    service = QAService(fake_settings, embedder=HashingEmbedder())
+    report = service.build()
+    assert [s.source for s in report.skipped] == ["passwd.txt"]
+    client = create_app(fake_settings, service).test_client()
+    _is_error(client.get("/api/sources/passwd.txt"), 404, "not_found")
+    assert "passwd.txt" not in {s["source"] for s in client.get("/api/sources").get_json()}

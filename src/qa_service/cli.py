@@ -158,9 +158,11 @@ def add(ctx: click.Context, items: tuple[str, ...], no_build: bool, **flags: Any
         if item.startswith(("http://", "https://")):
             with tempfile.TemporaryDirectory() as folder:
                 path, name = _download(item, Path(folder))
-                source, copied = copy_into(settings.sources_dir, path, name)
+                source, copied = copy_into(settings.sources_dir, path, name,
+                                           settings.max_source_bytes)
         else:
-            source, copied = copy_into(settings.sources_dir, Path(item))
+            source, copied = copy_into(settings.sources_dir, Path(item),
+                                       max_bytes=settings.max_source_bytes)
         click.echo(f"{'added' if copied else 'already there'}: {source}")
     if no_build:
         return

@@ -124,7 +124,7 @@ class QAService:
         began = time.perf_counter()
         settings = self.settings
         with self.store.build_lock():
-            documents, skipped = load_documents(settings.sources_dir)
+            documents, skipped = load_documents(settings.sources_dir, settings.max_source_bytes)
             if not documents:
                 reasons = "; ".join(s.reason for s in skipped) or "the folder is empty"
                 raise NoSources(
