@@ -77,3 +77,18 @@ def test_eval_rejects_a_bad_gold_file(runner, real_index, tmp_path):
     bad.write_text('{"question": "ok?", "answers": ["x"]}\nnot json\n', encoding="utf-8")
     result = runner.invoke(main, ["eval", str(bad)], env=_env(real_index))
     assert result.exit_code == 1 and "line 2: not JSON" in result.output
+
+
+def test_serve_dev_never_turns_the_debugger_on(runner, fake_settings, monkeypatch):
+    import werkzeug.serving
+
+    from qa_service.service import QAService
+
+    seen = {}
+    monkeypatch.setattr(QAService, "warm_up", lambda self: None)
+    monkeypatch.setattr(werkzeug.serving, "run_simple",
+                        lambda host, port, app, **options: seen.update(app=app, **options))
+    result = runner.invoke(main, ["serve", "--dev"], env={**_env(fake_settings), "FLASK_DEBUG": "1"})
+    assert result.exit_code == 0, result.output
+    assert seen["use_debugger"] is False and seen["use_reloader"] is False
+    assert seen["app"].debug is False

@@ -229,3 +229,49 @@ def test_a_link_to_a_file_outside_the_sources_is_never_published(fake_settings):
     client = create_app(fake_settings, service).test_client()
     _is_error(client.get("/api/sources/passwd.txt"), 404, "not_found")
     assert "passwd.txt" not in {s["source"] for s in client.get("/api/sources").get_json()}
+
+
+@pytest.mark.parametrize("body", [
+    "[" * 10_000 + "]" * 10_000,
+    '{"question": "ok?", "history": ' + "[" * 40 + "]" * 40 + "}",
+    '{"question": "ok?", "top_k": ' + "9" * 5000 + "}",
+    '{"question": "ok?", "top_k": NaN}',
+    '{"question": "ok?", "sources": ["\\udc00x"]}',
+    '{"question": "\\ud800"}',
+])
+def test_hostile_json_is_a_400_not_a_500(client, body):
+    response = client.post("/api/answer", data=body, content_type="application/json")
+    _is_error(response, 400, "bad_request")
+
+
+def test_brackets_inside_strings_do_not_count_as_nesting(client):
+    response = client.post("/api/answer", json={"question": "What is [[[[" * 10 + "?"})
+    assert response.status_code == 200
+
+
+def test_405_names_the_allowed_methods(client):
+    response = client.get("/api/answer")
+    _is_error(response, 405, "method_not_allowed")
+    assert response.headers["Allow"] == "OPTIONS, POST"
+
+
+@pytest.mark.parametrize("path", ["/", "/healthz", "/api/sources/nope.txt", "/static/app.js"])
+def test_security_headers_on_every_response(client, path):
+    headers = client.get(path).headers
+    csp = headers["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in csp and "script-src 'self';" in csp
+    assert "unsafe-inline" not in csp
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["X-Frame-Options"] == "DENY"
+    assert headers["Referrer-Policy"] == "no-referrer"
+
+
+def test_the_page_works_under_the_strict_csp(client):
+    # No inline script, style or event handler in the page, no inline style set by the script:
+    # the CSP allows neither.
+    html = client.get("/").get_data(as_text=True)
+    assert re.findall(r"<script[^>]*>", html) == ['<script src="/static/app.js">']
+    assert "<style" not in html and not re.search(r"<[^>]*\s(style|on[a-z]+)=", html)
+    script = client.get("/static/app.js").get_data(as_text=True)
+    assert not re.search(r"\.style\b|setAttribute\(\s*[\"']style|cssText|eval\(|new Function",
+                         script)

@@ -217,7 +217,13 @@ def serve(dev: bool, **flags: Any) -> None:
     app = create_app(settings, service)
     click.echo(f"serving on http://{settings.host}:{settings.port}/", err=True)
     if dev:
-        app.run(host=settings.host, port=settings.port, threaded=True)
+        from werkzeug.serving import run_simple
+
+        # Not app.run(): it turns Werkzeug's debugger (a Python console in the browser) on
+        # whenever FLASK_DEBUG=1 is set. The debugger is never served.
+        app.debug = False
+        run_simple(settings.host, settings.port, app, threaded=True, use_debugger=False,
+                   use_reloader=False)
         return
     import waitress
 

@@ -21,7 +21,22 @@ from .schemas import AnswerRequest, openapi_document
 from .service import QAService
 
 MAX_BODY_BYTES = LIMITS.body_bytes
+MAX_JSON_DEPTH = 32  # a valid request nests 3 deep (body → history → turn)
+MAX_NUMBER_DIGITS = 30  # a valid top_k has 2; Python refuses ints over 4300 digits with a 500
 log = logging.getLogger(__name__)
+
+# The page loads its script and style from /static only: no inline code, no other origin.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+        "frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
 
 api = Blueprint("api", __name__)
 page = Blueprint("page", __name__)
@@ -44,7 +59,14 @@ def create_app(settings: Settings | None = None, service: QAService | None = Non
     app.register_error_handler(QAError, _qa_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected_error)
+    app.after_request(_security_headers)
     return app
+
+
+def _security_headers(response):
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
 
 
 def _service() -> QAService:
@@ -52,6 +74,9 @@ def _service() -> QAService:
 
 
 def _error(code: str, message: str, status: int):
+    # A message may quote the caller's input; text that UTF-8 cannot encode (a lone surrogate)
+    # is escaped so that the error itself can always be sent.
+    message = message.encode("utf-8", "backslashreplace").decode("utf-8")
     response = jsonify({"error": {"code": code, "message": message}})
     response.status_code = status
     return response
@@ -72,8 +97,11 @@ def _http_error(exc: HTTPException):
         413: f"the request body is over {MAX_BODY_BYTES // 1024} KiB; send a shorter question "
              "or less history",
     }.get(status, exc.description or exc.name)
-    return _error(_HTTP_CODES.get(status, "bad_request" if status < 500 else "internal_error"),
-                  message, status)
+    response = _error(_HTTP_CODES.get(status, "bad_request" if status < 500 else "internal_error"),
+                      message, status)
+    if status == 405 and getattr(exc, "valid_methods", None):
+        response.headers["Allow"] = ", ".join(sorted(exc.valid_methods))
+    return response
 
 
 def _unexpected_error(_exc: Exception):
@@ -87,12 +115,61 @@ def _json_body() -> Any:
     if len(raw) > MAX_BODY_BYTES:
         raise _TooLarge()
     try:
-        return json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadRequest(f"the body is not valid UTF-8 JSON ({exc}); send an object such as "
+                         '{"question": "..."} with Content-Type: application/json') from None
+    _check_depth(text)
+    try:
+        body = json.loads(text, parse_int=_bounded_int, parse_constant=_no_constant)
+    except (json.JSONDecodeError, RecursionError, ValueError) as exc:
         raise BadRequest(
             f"the body is not valid UTF-8 JSON ({exc}); send an object such as "
             '{"question": "..."} with Content-Type: application/json'
         ) from None
+    try:  # "\udc00" escapes decode to lone surrogates, which no UTF-8 text can hold
+        json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadRequest("the body holds a lone surrogate escape (such as \\udc00), which is "
+                         "not text; send valid Unicode") from None
+    return body
+
+
+def _check_depth(text: str) -> None:
+    """Refuse deep nesting before parsing: 10,000 nested lists overflow Python's stack.
+
+    One pass over the text, brackets inside strings not counted.
+    """
+    depth = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                raise BadRequest(f"the body nests deeper than {MAX_JSON_DEPTH} levels; a "
+                                 "request needs 3 (see POST /api/answer in /openapi.json)")
+        elif char in "]}":
+            depth -= 1
+
+
+def _bounded_int(digits: str) -> int:
+    if len(digits.lstrip("-")) > MAX_NUMBER_DIGITS:
+        raise BadRequest(f"a number in the body has {len(digits.lstrip('-'))} digits; numbers "
+                         f"may have at most {MAX_NUMBER_DIGITS} (top_k is 1 to {LIMITS.top_k})")
+    return int(digits)
+
+
+def _no_constant(name: str) -> Any:
+    raise BadRequest(f"{name} is not valid JSON; send numbers as digits")
 
 
 class _TooLarge(QAError):
