@@ -275,3 +275,17 @@ def test_the_page_works_under_the_strict_csp(client):
     script = client.get("/static/app.js").get_data(as_text=True)
     assert not re.search(r"\.style\b|setAttribute\(\s*[\"']style|cssText|eval\(|new Function",
                          script)
+
+
+def test_healthz_says_degraded_while_the_last_good_index_serves(admin_app):
+    client = admin_app.test_client()
+    first = client.get("/healthz").get_json()["index"]["version"]
+    service = admin_app.extensions["qa_service"]
+    service.store.pointer.write_bytes(b"\x00\x01 not a build id")
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    body = Health.model_validate(response.get_json())
+    assert body.status == "degraded" and body.index.version == first
+    assert "CURRENT" in body.reason and "qa-service build" in body.reason
+    answer = client.post("/api/answer", json={"question": "When was the Alpha treaty signed?"})
+    assert answer.status_code == 200 and answer.get_json()["index_version"] == first

@@ -85,8 +85,10 @@ class IndexInfo(BaseModel):
 
 
 class Health(BaseModel):
-    status: str
+    status: str = Field(description='"ok", or "degraded" while the last good index stands in '
+                                    "for a newer build that cannot be opened")
     index: IndexInfo
+    reason: str | None = Field(default=None, description="why the status is degraded")
 
 
 class ErrorBody(BaseModel):
@@ -112,7 +114,8 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 def _errors(*statuses: int) -> dict[str, Any]:
     text = {400: "bad request", 401: "wrong token", 403: "route turned off", 404: "not found",
             409: "a rebuild is running", 413: f"body over {LIMITS.body_bytes // 1024} KiB",
-            422: "no readable sources", 503: "no index built yet"}
+            422: "no readable sources",
+            503: "no index can be opened (none built, damaged, or the folder cannot be written)"}
     return {str(s): _json(_ref("Error"), text[s]) for s in statuses}
 
 
@@ -154,7 +157,7 @@ def openapi_document() -> dict[str, Any]:
                 "summary": "Rebuild the index from the sources folder and swap it in",
                 "security": [{"bearer": []}],
                 "responses": {"200": _json(_ref("RebuildReport"), "what the build did"),
-                              **_errors(401, 403, 409, 422)},
+                              **_errors(401, 403, 409, 422, 503)},
             }},
             "/healthz": {"get": {
                 "summary": "Service and index status",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -21,7 +22,7 @@ from . import answering
 from .chunking import CHUNKING_VERSION, Passage, make_passages
 from .config import LIMITS, Settings
 from .embedding import Embedder, SentenceTransformerEmbedder
-from .errors import BadRequest, NoSources, NotFound
+from .errors import BadRequest, IndexNotReady, NoSources, NotFound
 from .retrieval import Retriever
 from .sources import CLEANING_VERSION, Document, Skipped, load_documents
 from .store import (
@@ -32,6 +33,8 @@ from .store import (
     previous_vectors,
     sentence_hash,
 )
+
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,6 +82,9 @@ class QAService:
         self._scorer: answering.Scorer | None = None
         self._snapshot: Snapshot | None = None
         self._reload_lock = threading.Lock()
+        # Set while a newer build cannot be opened and the last good one keeps serving.
+        self._failed_stamp: tuple[int, int, int] | None = None
+        self._degraded: str | None = None
 
     @property
     def scorer(self) -> answering.Scorer:
@@ -91,16 +97,34 @@ class QAService:
     # -- index --------------------------------------------------------------------------------
 
     def snapshot(self) -> Snapshot:
-        """The current index, reloaded when a newer build has been committed."""
+        """The current index, reloaded when a newer build has been committed.
+
+        When the build CURRENT names cannot be opened (damaged, missing, another model), the
+        index already loaded keeps answering (the last good index), the problem is logged and
+        shown by `health()`, and loading is tried again only when CURRENT changes again.
+        With no index loaded yet, the problem is raised (a 503 naming the file).
+        """
         stamp = self.store.pointer_stamp()
         current = self._snapshot
-        if current is not None and current.stamp == stamp:
+        if current is not None and stamp in (current.stamp, self._failed_stamp):
             return current
         with self._reload_lock:
             current = self._snapshot
-            if current is not None and current.stamp == stamp:
+            if current is not None and stamp in (current.stamp, self._failed_stamp):
                 return current
-            data = self.store.load(self.embedder.model_id)
+            try:
+                data = self.store.load(self.embedder.model_id)
+            except (IndexNotReady, OSError) as exc:
+                error = exc if isinstance(exc, IndexNotReady) else IndexNotReady(
+                    f"the index in {self.store.index_dir} cannot be read ({exc}): check the "
+                    "folder's permissions and run `qa-service build`")
+                if current is None:
+                    raise error from None
+                if self._failed_stamp != stamp:
+                    log.warning("serving the last good index %s: the new one cannot be opened:"
+                                " %s", current.data.build_id, error.message)
+                self._failed_stamp, self._degraded = stamp, error.message
+                return current
             retriever = Retriever(data)
             corpus = answering.CorpusStats(
                 retriever.bm25.doc_freq,
@@ -110,6 +134,9 @@ class QAService:
             )
             current = Snapshot(data, retriever, corpus, stamp)
             self._snapshot = current
+            if self._degraded:
+                log.warning("index %s loaded; no longer degraded", data.build_id)
+            self._failed_stamp, self._degraded = None, None
             return current
 
     def warm_up(self) -> None:
@@ -340,9 +367,10 @@ class QAService:
         return record
 
     def health(self) -> dict[str, Any]:
+        """"ok", or "degraded" with the reason while the last good index stands in."""
         data = self.snapshot().data
-        return {
-            "status": "ok",
+        out: dict[str, Any] = {
+            "status": "degraded" if self._degraded else "ok",
             "index": {
                 "version": data.build_id,
                 "sources": len(data.documents),
@@ -350,6 +378,10 @@ class QAService:
                 "model": data.model,
             },
         }
+        if self._degraded:
+            out["reason"] = (f"{self._degraded} (still serving the last good index "
+                             f"{data.build_id})")
+        return out
 
 
 def _source_record(doc: Document, chunks: int) -> dict[str, Any]:
