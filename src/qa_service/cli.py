@@ -225,10 +225,18 @@ def serve(dev: bool, **flags: Any) -> None:
         run_simple(settings.host, settings.port, app, threaded=True, use_debugger=False,
                    use_reloader=False)
         return
-    import waitress
+    import logging
 
-    waitress.serve(app, host=settings.host, port=settings.port, threads=settings.threads,
-                   ident="qa-service")
+    from .server import make_server
+
+    logging.basicConfig(level=logging.INFO)  # waitress's and the service's warnings reach stderr
+    server = make_server(app, settings)
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
 
 
 @main.command(name="eval")
