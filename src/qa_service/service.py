@@ -35,6 +35,7 @@ from .store import (
 )
 
 log = logging.getLogger(__name__)
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -146,12 +147,22 @@ class QAService:
         if self.store.current_build_id() is not None:
             self.snapshot()
 
-    def build(self, progress: Callable[[int, int], None] | None = None) -> BuildReport:
-        """Rebuild from the sources folder, reusing every vector whose text is unchanged."""
+    def build(self, progress: Progress | None = None) -> BuildReport:
+        """Rebuild from the sources folder, reusing every vector whose text is unchanged.
+
+        `progress(stage, done, total)` is called as files are read ("reading") and texts
+        embedded ("embedding passages", "embedding sentences"). Interrupted at any point
+        (Ctrl-C), the build leaves the index in service as it was and releases the lock.
+        """
         began = time.perf_counter()
         settings = self.settings
+
+        def stage(name: str) -> Callable[[int, int], None] | None:
+            return None if progress is None else lambda done, total: progress(name, done, total)
+
         with self.store.build_lock():
-            documents, skipped = load_documents(settings.sources_dir, settings.max_source_bytes)
+            documents, skipped = load_documents(settings.sources_dir, settings.max_source_bytes,
+                                                on_document=stage("reading"))
             if not documents:
                 reasons = "; ".join(s.reason for s in skipped) or "the folder is empty"
                 raise NoSources(
@@ -172,14 +183,15 @@ class QAService:
                 )
             cache = previous_vectors(self.store, self.embedder.model_id)
             passage_vectors, embedded = self._vectors(
-                [(p.content_hash, p.text) for p in passages], cache, progress
+                [(p.content_hash, p.text) for p in passages], cache, stage("embedding passages")
             )
             sentence_items = [
                 (sentence_hash(p.text, p.start, s), p.text[s.start - p.start:s.end - p.start])
                 for p in passages
                 for s in p.sentences
             ]
-            sentence_vectors, embedded_sentences = self._vectors(sentence_items, cache, progress)
+            sentence_vectors, embedded_sentences = self._vectors(
+                sentence_items, cache, stage("embedding sentences"))
             statuses = _statuses(previous, documents)
             build_id = new_build_id()
             manifest = self._manifest(build_id, documents, passages)
