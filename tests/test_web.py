@@ -289,3 +289,37 @@ def test_healthz_says_degraded_while_the_last_good_index_serves(admin_app):
     assert "CURRENT" in body.reason and "qa-service build" in body.reason
     answer = client.post("/api/answer", json={"question": "When was the Alpha treaty signed?"})
     assert answer.status_code == 200 and answer.get_json()["index_version"] == first
+
+
+def test_a_citation_verifies_against_its_own_version_after_the_source_changed(admin_app):
+    client = admin_app.test_client()
+    auth = {"Authorization": "Bearer s3cret"}
+    settings = admin_app.extensions["qa_settings"]
+    result = client.post("/api/answer", json={"question": "When was the Alpha treaty signed?"})
+    first = result.get_json()
+    citation = first["citations"][0]
+    path = settings.sources_dir / citation["source"]
+    path.write_text(path.read_text().replace("---\n\n", "---\nA new opening line was added to "
+                                                        "this report today.\n\n", 1)
+                    .replace("The Alpha", "Later on, the Alpha"))
+    assert client.post("/api/index/rebuild", headers=auth).status_code == 200
+    url = f"/api/sources/{citation['source']}"
+    now = client.get(url).get_json()
+    assert now["text"][citation["start"]:citation["end"]] != citation["quote"]
+    then = SourceDetail.model_validate(
+        client.get(f"{url}?version={first['index_version']}").get_json())
+    assert then.index_version == first["index_version"]
+    assert then.text[citation["start"]:citation["end"]] == citation["quote"]
+    # Pruned after more rebuilds (QA_KEEP_BUILDS=2): a 404 that says what to do.
+    for _ in range(2):
+        path.write_text(path.read_text() + "\nOne more sentence for a new build.\n")
+        assert client.post("/api/index/rebuild", headers=auth).status_code == 200
+    error = _is_error(client.get(f"{url}?version={first['index_version']}"), 404, "not_found")
+    assert "not kept" in error["message"] and "without ?version=" in error["message"]
+
+
+@pytest.mark.parametrize("version", ["nope", "../../etc", "20990101T000000-0000"])
+def test_an_unknown_version_is_a_404(client, version):
+    error = _is_error(client.get(f"/api/sources/csis-china-russia-relations.md?version={version}"),
+                      404, "not_found")
+    assert "QA_KEEP_BUILDS" in error["message"]

@@ -62,6 +62,7 @@ class SourceDetail(Source):
     text: str
     metadata: dict[str, Any]
     pages: list[dict[str, int]]
+    index_version: str = Field(description="the build whose text this is")
 
 
 class RebuildReport(BaseModel):
@@ -147,8 +148,16 @@ def openapi_document() -> dict[str, Any]:
             }},
             "/api/sources/{source}": {"get": {
                 "summary": "One source with its cleaned text (what citation offsets point into)",
+                "description": "Without `version`, the text of the index in service. With "
+                               "`version` (an answer's `index_version`), the text of that build "
+                               "while it is kept (the newest QA_KEEP_BUILDS builds), so a "
+                               "citation's offsets can be checked against the exact text it was "
+                               "made from; 404 once that build is gone.",
                 "parameters": [{"name": "source", "in": "path", "required": True,
                                 "description": "source id, URL-encoded",
+                                "schema": {"type": "string"}},
+                               {"name": "version", "in": "query", "required": False,
+                                "description": "index version (build id) the text is wanted of",
                                 "schema": {"type": "string"}}],
                 "responses": {"200": _json(_ref("SourceDetail"), "the source"),
                               **_errors(404, 503)},

@@ -86,6 +86,7 @@ class QAService:
         # Set while a newer build cannot be opened and the last good one keeps serving.
         self._failed_stamp: tuple[int, int, int] | None = None
         self._degraded: str | None = None
+        self._old_documents: dict[str, tuple[dict[str, Document], dict[str, Any]]] = {}
 
     @property
     def scorer(self) -> answering.Scorer:
@@ -366,17 +367,45 @@ class QAService:
         chunks = {s["source"]: s["chunks"] for s in data.manifest["sources"]}
         return [_source_record(doc, chunks.get(doc.source, 0)) for doc in data.documents.values()]
 
-    def get_source(self, source: str) -> dict[str, Any]:
+    def get_source(self, source: str, version: str | None = None) -> dict[str, Any]:
+        """One source and its cleaned text: of the index in service, or of the kept build
+        `version` (an answer's `index_version`), so a citation can be checked against the
+        exact text it was made from even after the source was edited and rebuilt."""
         data = self.snapshot().data
-        doc = data.documents.get(source)
+        if version is None or version == data.build_id:
+            documents, passages = data.documents, data.passages
+        else:
+            documents, manifest = self._documents_of(version)
+            passages = None
+        doc = documents.get(source)
         if doc is None:
-            raise NotFound(f"no indexed source {source!r}; GET /api/sources lists them")
-        chunks = sum(1 for p in data.passages if p.source == source)
+            where = "" if version is None else f" in index version {version}"
+            raise NotFound(f"no indexed source {source!r}{where}; GET /api/sources lists them")
+        if passages is not None:
+            chunks = sum(1 for p in passages if p.source == source)
+        else:
+            chunks = next((s.get("chunks", 0) for s in manifest.get("sources", [])
+                           if s.get("source") == source), 0)
         record = _source_record(doc, chunks)
         record["text"] = doc.text
         record["metadata"] = doc.metadata
         record["pages"] = [{"page": n, "start": s} for n, s in doc.pages]
+        record["index_version"] = version or data.build_id
         return record
+
+    def _documents_of(self, version: str) -> tuple[dict[str, Document], dict[str, Any]]:
+        """A kept build's documents and manifest, the last few remembered (a reader checks
+        several citations of one answer) for as long as the build is on disk."""
+        with self._reload_lock:
+            cached = self._old_documents.get(version)
+        if cached is not None and self.store.is_kept(version):
+            return cached
+        loaded = self.store.read_documents(version)
+        with self._reload_lock:
+            self._old_documents[version] = loaded
+            while len(self._old_documents) > 2:
+                self._old_documents.pop(next(iter(self._old_documents)))
+        return loaded
 
     def health(self) -> dict[str, Any]:
         """"ok", or "degraded" with the reason while the last good index stands in."""

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from .chunking import Passage, Span
-from .errors import BuildRunning, IndexFormatError, IndexNotReady, IndexWriteError
+from .errors import BuildRunning, IndexFormatError, IndexNotReady, IndexWriteError, NotFound
 from .sources import Document
 
 FORMAT_VERSION = 1
@@ -322,6 +322,32 @@ class IndexStore:
             sentence_rows=rows,
             faiss_index=faiss.read_index(str(folder / "dense.faiss")),
         )
+
+    def is_kept(self, build_id: str) -> bool:
+        return bool(_BUILD_ID.fullmatch(build_id)) and (self.builds_dir / build_id).is_dir()
+
+    def read_documents(self, build_id: str) -> tuple[dict[str, Document], dict[str, Any]]:
+        """The documents (cleaned texts) and manifest of a kept build, checked against it.
+
+        NotFound when the build is not on disk (pruned, or never existed)."""
+        if not self.is_kept(build_id):
+            raise NotFound(
+                f"index version {build_id!r} is not kept (only the newest QA_KEEP_BUILDS builds "
+                "are); fetch the source without ?version= and ask the question again to cite "
+                "the current text"
+            )
+        manifest = self.read_manifest(build_id)
+        path = self.builds_dir / build_id / "documents.json"
+        try:
+            if sha256_file(path) != manifest.get("files", {}).get("documents.json"):
+                raise IndexFormatError(f"{path} does not match its manifest: {_REBUILD}")
+            documents = {r["source"]: _document_from_record(r) for r in _read_json(path)}
+            return documents, manifest
+        except FileNotFoundError:  # pruned while being read
+            raise NotFound(f"index version {build_id!r} is no longer kept; fetch the source "
+                           "without ?version=") from None
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise IndexFormatError(f"{path} cannot be read ({exc}): {_REBUILD}") from None
 
     def kept_builds(self) -> list[str]:
         """Ids of the complete builds on disk."""

@@ -215,7 +215,8 @@ def sources():
 
 @api.get("/api/sources/<path:source>")
 def source(source: str):
-    return jsonify(_service().get_source(source))
+    version = request.args.get("version") or None
+    return jsonify(_service().get_source(source, version=version))
 
 
 @api.post("/api/index/rebuild")
