@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_VERBOSITY := error
 
-.PHONY: install index serve test test-deps bench bench-peers lint clean training-index train cv
+.PHONY: install index serve test test-deps bench bench-peers soak lint clean training-index train cv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,10 @@ test: test-deps
 
 bench: test-deps index
 	$(BIN)/python bench/bench.py
+
+# Rebuilds under load with every citation checked against its own index version (bounded, loopback).
+soak: install
+	$(BIN)/python bench/soak.py
 
 # Peers in a virtualenv of their own, so they never enter the product's dependencies.
 PEERS := .venv-peers
