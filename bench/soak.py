@@ -60,8 +60,8 @@ def _call(base: str, method: str, path: str, body: dict | None = None,
 
 def _questions() -> list[str]:
     if GOLD.exists():
-        return [json.loads(line)["question"] for line in GOLD.read_text().splitlines()
-                if line.strip()][:40]
+        items = [json.loads(line) for line in GOLD.read_text().splitlines() if line.strip()]
+        return [item["question"] for item in items if "question" in item][:40]
     return FALLBACK_QUESTIONS
 
 
