@@ -264,3 +264,12 @@ QAService(settings, embedder=HashingEmbedder()).build()
     QAService(fake_settings, embedder=HashingEmbedder()).build()
     assert not list(index_dir.glob(".CURRENT.*.tmp"))
     assert not list((index_dir / "builds").glob(".tmp-*"))
+
+
+def test_a_deleted_current_keeps_the_last_good_index_and_says_so(fake_service):
+    first = fake_service.build()
+    fake_service.ask("Alpha?")
+    fake_service.store.pointer.unlink()
+    assert fake_service.ask("Alpha?")["index_version"] == first.build_id
+    health = fake_service.health()
+    assert health["status"] == "degraded" and "qa-service build" in health["reason"]

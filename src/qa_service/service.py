@@ -84,7 +84,9 @@ class QAService:
         self._snapshot: Snapshot | None = None
         self._reload_lock = threading.Lock()
         # Set while a newer build cannot be opened and the last good one keeps serving.
-        self._failed_stamp: tuple[int, int, int] | None = None
+        # `_failed` holds the CURRENT stamp that failed, in a tuple: the stamp of a deleted
+        # CURRENT is None.
+        self._failed: tuple[tuple[int, int, int] | None] | None = None
         self._degraded: str | None = None
         self._old_documents: dict[str, tuple[dict[str, Document], dict[str, Any]]] = {}
 
@@ -108,11 +110,11 @@ class QAService:
         """
         stamp = self.store.pointer_stamp()
         current = self._snapshot
-        if current is not None and stamp in (current.stamp, self._failed_stamp):
+        if current is not None and (current.stamp == stamp or self._failed == (stamp,)):
             return current
         with self._reload_lock:
             current = self._snapshot
-            if current is not None and stamp in (current.stamp, self._failed_stamp):
+            if current is not None and (current.stamp == stamp or self._failed == (stamp,)):
                 return current
             try:
                 data = self.store.load(self.embedder.model_id)
@@ -122,10 +124,10 @@ class QAService:
                     "folder's permissions and run `qa-service build`")
                 if current is None:
                     raise error from None
-                if self._failed_stamp != stamp:
+                if self._failed != (stamp,):
                     log.warning("serving the last good index %s: the new one cannot be opened:"
                                 " %s", current.data.build_id, error.message)
-                self._failed_stamp, self._degraded = stamp, error.message
+                self._failed, self._degraded = (stamp,), error.message
                 return current
             retriever = Retriever(data)
             corpus = answering.CorpusStats(
@@ -138,7 +140,7 @@ class QAService:
             self._snapshot = current
             if self._degraded:
                 log.warning("index %s loaded; no longer degraded", data.build_id)
-            self._failed_stamp, self._degraded = None, None
+            self._failed, self._degraded = None, None
             return current
 
     def warm_up(self) -> None:
