@@ -1,12 +1,17 @@
-"""The waitress front, served for real on 127.0.0.1: limits that hold and errors in JSON."""
+"""The waitress front, served for real on 127.0.0.1: limits that hold, errors in JSON, and a
+bounded schemathesis run: no 5xx, every response valid against /openapi.json."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import socket
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -117,3 +122,21 @@ def test_a_half_sent_request_is_dropped_after_the_channel_timeout(live):
     with socket.create_connection(live, timeout=15) as sock:
         sock.sendall(b"POST /api/answer HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
         assert sock.recv(1024) == b""  # closed by the server, long before the 15 s timeout
+
+
+def test_schemathesis_finds_no_5xx_and_no_response_off_the_schema(live, tmp_path: Path):
+    """A bounded run (fixed seed, every phase, ~500 requests, ~15 s) against the real server."""
+    cli = shutil.which("schemathesis", path=str(Path(sys.executable).parent))
+    assert cli, "schemathesis is installed by the test extra (pip install -e '.[test]')"
+    host, port = live
+    done = subprocess.run(
+        [cli, "run", f"http://{host}:{port}/openapi.json", "--seed", "20261122",
+         "--max-examples", "40", "--phases", "examples,coverage,fuzzing,stateful",
+         "--checks", "not_a_server_error,response_schema_conformance,"
+                     "content_type_conformance,status_code_conformance",
+         "--workers", "1", "--request-timeout", "30", "--no-color",
+         "--report-dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=240, cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
+    assert "0 generated" not in done.stdout

@@ -140,6 +140,8 @@ def _check_depth(text: str) -> None:
 
     One pass over the text, brackets inside strings not counted.
     """
+    if text.count("[") + text.count("{") <= MAX_JSON_DEPTH:  # the usual body: no scan needed
+        return
     depth = 0
     in_string = escaped = False
     for char in text:
