@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_VERBOSITY := error
 
-.PHONY: install index serve test test-deps bench bench-scale bench-peers lint clean training-index train cv
+.PHONY: install index serve test test-deps bench bench-scale bench-peers soak lint clean training-index train cv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,10 @@ bench: test-deps index
 SIZES ?= 10000,100000
 bench-scale: install
 	$(BIN)/python bench/scale.py --sizes $(SIZES)
+
+# Rebuilds under load with every citation checked against its own index version (bounded, loopback).
+soak: install
+	$(BIN)/python bench/soak.py
 
 # Peers in a virtualenv of their own, so they never enter the product's dependencies.
 PEERS := .venv-peers

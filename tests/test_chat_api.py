@@ -133,8 +133,8 @@ def _openai_error(response, status: int) -> dict:
         ({"model": MODEL_ID, "top_k": LIMITS.top_k + 1,
           "messages": [{"role": "user", "content": "Hi?"}]}, 400, "top_k", "less than or equal"),
         ({"model": MODEL_ID, "sources": ["nope.txt"],
-          "messages": [{"role": "user", "content": "Hi?"}]}, 400, "messages",
-         "unknown source id"),
+          "messages": [{"role": "user", "content": "Hi?"}]}, 400, None, "unknown source id"),
+
     ],
 )
 def test_bad_requests_get_openai_errors(client, body, status, param, words):
@@ -152,6 +152,14 @@ def test_bodies_that_are_not_json_or_too_large(client):
     error = _openai_error(client.post("/v1/chat/completions", data=huge,
                                       content_type="application/json"), 413)
     assert "KiB" in error["message"]
+    surrogate = b'{"model": "\\udc00", "messages": [{"role": "user", "content": "Hi?"}]}'
+    error = _openai_error(client.post("/v1/chat/completions", data=surrogate,
+                                      content_type="application/json"), 400)
+    assert "lone surrogate" in error["message"]
+    deep = b'{"model": "qa-service", "messages": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+    error = _openai_error(client.post("/v1/chat/completions", data=deep,
+                                      content_type="application/json"), 400)
+    assert "nests deeper" in error["message"]
 
 
 def test_routes_and_methods_that_do_not_exist_keep_openai_shape(client):

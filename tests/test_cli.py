@@ -77,3 +77,71 @@ def test_eval_rejects_a_bad_gold_file(runner, real_index, tmp_path):
     bad.write_text('{"question": "ok?", "answers": ["x"]}\nnot json\n', encoding="utf-8")
     result = runner.invoke(main, ["eval", str(bad)], env=_env(real_index))
     assert result.exit_code == 1 and "line 2: not JSON" in result.output
+
+
+def test_serve_dev_never_turns_the_debugger_on(runner, fake_settings, monkeypatch):
+    import werkzeug.serving
+
+    from qa_service.service import QAService
+
+    seen = {}
+    monkeypatch.setattr(QAService, "warm_up", lambda self: None)
+    monkeypatch.setattr(werkzeug.serving, "run_simple",
+                        lambda host, port, app, **options: seen.update(app=app, **options))
+    result = runner.invoke(main, ["serve", "--dev"], env={**_env(fake_settings), "FLASK_DEBUG": "1"})
+    assert result.exit_code == 0, result.output
+    assert seen["use_debugger"] is False and seen["use_reloader"] is False
+    assert seen["app"].debug is False
+
+
+def test_ctrl_c_during_a_build_keeps_the_old_index_and_frees_the_lock(built_fake):
+    import fcntl
+    import subprocess
+    import sys
+
+    settings = built_fake.settings
+    before = built_fake.store.current_build_id()
+    (settings.sources_dir / "gamma.txt").write_text("Gamma harbour was dredged in 1999 by a "
+                                                   "Dutch firm.", encoding="utf-8")
+    script = f"""
+import os, signal
+from pathlib import Path
+from qa_service.cli import _build_with_progress
+from qa_service.config import Settings
+from qa_service.embedding import HashingEmbedder
+from qa_service.service import QAService
+
+class Interrupted(HashingEmbedder):
+    def embed_documents(self, texts, progress=None):
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while embedding
+        return super().embed_documents(texts, progress)
+
+settings = Settings(sources_dir=Path({str(settings.sources_dir)!r}),
+                    index_dir=Path({str(settings.index_dir)!r}))
+_build_with_progress(QAService(settings, embedder=Interrupted()))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 130, done.stderr
+    assert "Build cancelled: the index in service is unchanged" in done.stderr
+    assert built_fake.store.current_build_id() == before
+    with open(settings.index_dir / ".lock", "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free: no BlockingIOError
+    assert not list((settings.index_dir / "builds").glob(".tmp-*"))
+
+
+def test_build_progress_off_a_terminal_prints_an_estimate(monkeypatch, capsys):
+    import time
+
+    from qa_service.cli import _BuildProgress
+
+    clock = iter([0.0, 12.0, 36.0])
+    monkeypatch.setattr(time, "monotonic", lambda: next(clock))
+    progress = _BuildProgress()
+    progress.tty = False
+    progress("embedding passages", 0, 1000)
+    progress("embedding passages", 100, 1000)  # 100 in 12 s: 900 more take 108 s
+    progress("embedding passages", 400, 1000)  # 400 in 36 s: 600 more take 54 s
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == ["embedding passages: 100/1000, about 2 min left",
+                     "embedding passages: 400/1000, about 54 s left"]

@@ -82,3 +82,29 @@ def test_short_answer_of_a_who_wrote_question_is_the_metadata_author_in_the_text
     assert prepared.question.metadata_answer == "Jane Roe"
     snap = service.snapshot()
     assert short_answer(prepared.question, prepared.candidates, snap.corpus) == "Jane Roe"
+
+
+def test_a_sources_own_footnote_marks_never_become_markers(tmp_path):
+    import re
+
+    from qa_service.config import Settings
+    from qa_service.embedding import HashingEmbedder
+    from qa_service.service import QAService
+
+    folder = tmp_path / "sources"
+    folder.mkdir()
+    (folder / "notes.txt").write_text(
+        "The Alpha treaty was signed on March 3, 2001.[7] It covered 40 river ports [ 12 ].\n\n"
+        "The Beta canal opened in 1987 [3, 4]. Boats pay $4 million a year [5–9][10].\n",
+        encoding="utf-8")
+    service = QAService(Settings(sources_dir=folder, index_dir=tmp_path / "index"),
+                        embedder=HashingEmbedder())
+    service.build()
+    texts = _texts(service)
+    for question in ("When was the Alpha treaty signed?", "How many river ports did it cover?",
+                     "When did the Beta canal open?", "How much do boats pay a year?"):
+        result = _respond(service, question, _scorer(0.1))[1].to_dict()
+        assert result["answerable"], question
+        markers = re.findall(r"\[([^\]]*)\]", result["answer"])
+        assert markers == [str(c["n"]) for c in result["citations"]], result["answer"]
+        assert citation_problems(result, texts) == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -47,3 +48,42 @@ def test_any_bytes_get_json(client, raw):
     response = client.post("/api/answer", data=raw, content_type="application/json")
     assert response.status_code in (200, 400)
     assert response.is_json
+
+
+# What broke before: deep nesting, numbers of thousands of digits, lone surrogates, NaN.
+_surrogate_text = st.text(st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF)
+                          | st.characters(), max_size=20)
+hostile_bodies = st.one_of(
+    st.integers(1, 20_000).map(lambda n: "[" * n + "]" * n),
+    st.integers(1, 5_000).map(lambda n: '{"question": "q?", "history": ' + "[" * n + "]" * n + "}"),
+    st.text("0123456789", min_size=1, max_size=6_000).map(
+        lambda d: '{"question": "q?", "top_k": ' + d + "}"),
+    st.fixed_dictionaries({"question": _surrogate_text}, optional={
+        "sources": st.lists(_surrogate_text, max_size=3),
+        "history": st.lists(st.fixed_dictionaries({"question": _surrogate_text}), max_size=2),
+    }).map(json.dumps),  # ensure_ascii: lone surrogates travel as \udxxx escapes
+    st.sampled_from(["NaN", "Infinity", '{"question": -Infinity}', '{"top_k": 1e999999}']),
+)
+
+
+@pytest.fixture
+def fake_client(built_fake):
+    """The API over the fake embedder: parsing and validation are what is under test here."""
+    from qa_service.web import create_app
+
+    return create_app(built_fake.settings, built_fake).test_client()
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(body=hostile_bodies)
+def test_hostile_json_gets_a_json_4xx_never_a_5xx(fake_client, body):
+    response = fake_client.post("/api/answer", data=body, content_type="application/json")
+    assert response.status_code < 500, response.get_data(as_text=True)
+    assert response.is_json and set(response.get_json()) <= {"error", "question", "answer",
+                                                             "short_answer", "answerable",
+                                                             "confidence", "citations",
+                                                             "index_version", "took_ms"}
+    if response.status_code >= 400:
+        error = response.get_json()["error"]
+        assert set(error) == {"code", "message"} and error["message"]

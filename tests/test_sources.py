@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -102,3 +103,58 @@ def test_hidden_files_are_not_sources(tmp_path: Path):
 def test_missing_sources_folder_says_what_to_do(tmp_path: Path):
     with pytest.raises(SourceError, match="QA_SOURCES_DIR"):
         load_documents(tmp_path / "nope")
+
+
+def _sources_with_links(tmp_path: Path) -> Path:
+    folder = tmp_path / "sources"
+    (folder / "sub").mkdir(parents=True)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("The secret password is hunter two and nobody should read it.")
+    (folder / "a.txt").write_text("Some words are here for the test.", encoding="utf-8")
+    (folder / "passwd.txt").symlink_to("/etc/passwd")
+    (folder / "secret.txt").symlink_to(secret)
+    (folder / "dangling.txt").symlink_to(tmp_path / "gone.txt")
+    (folder / "outside").symlink_to(tmp_path, target_is_directory=True)
+    (folder / "inside.txt").symlink_to(folder / "a.txt")  # stays in the folder: followed
+    os.mkfifo(folder / "pipe.txt")
+    return folder
+
+
+def test_links_out_of_the_folder_and_special_files_are_refused_by_name(tmp_path: Path):
+    docs, skipped = load_documents(_sources_with_links(tmp_path))
+    assert sorted(d.source for d in docs) == ["a.txt", "inside.txt"]
+    assert all("hunter" not in d.text and "root:" not in d.text for d in docs)
+    reasons = {s.source: s.reason for s in skipped}
+    assert set(reasons) == {"passwd.txt", "secret.txt", "dangling.txt", "outside", "pipe.txt"}
+    assert "outside the sources folder" in reasons["passwd.txt"]
+    assert "outside the sources folder" in reasons["secret.txt"]
+    assert "broken symbolic link" in reasons["dangling.txt"]
+    assert "fifo" in reasons["pipe.txt"]
+    assert all(reason.startswith(source) for source, reason in reasons.items())
+
+
+def test_a_file_over_the_size_limit_is_named_with_the_setting(tmp_path: Path):
+    (tmp_path / "big.txt").write_text("Words here. " * 200_000)  # 2.4 MB
+    (tmp_path / "a.txt").write_text("Some words are here for the test.", encoding="utf-8")
+    docs, skipped = load_documents(tmp_path, max_bytes=1024 * 1024)
+    assert [d.source for d in docs] == ["a.txt"]
+    assert skipped[0].source == "big.txt" and "QA_MAX_SOURCE_MB" in skipped[0].reason
+
+
+@pytest.mark.parametrize("kind", ["link_in", "target_link"])
+def test_add_refuses_links(tmp_path: Path, kind):
+    from qa_service.sources import copy_into
+
+    folder = tmp_path / "sources"
+    folder.mkdir()
+    real = tmp_path / "doc.txt"
+    real.write_text("Some words are here for the test.")
+    if kind == "link_in":
+        (tmp_path / "link.txt").symlink_to("/etc/passwd")
+        with pytest.raises(SourceError, match="symbolic link"):
+            copy_into(folder, tmp_path / "link.txt")
+    else:
+        (folder / "doc.txt").symlink_to("/etc/passwd")
+        with pytest.raises(SourceError, match="symbolic link or special file"):
+            copy_into(folder, real)
+        assert (folder / "doc.txt").is_symlink()

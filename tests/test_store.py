@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from qa_service.embedding import HashingEmbedder
-from qa_service.errors import BuildRunning, IndexFormatError, IndexNotReady, NoSources
+from qa_service.errors import (
+    BuildRunning,
+    IndexFormatError,
+    IndexNotReady,
+    IndexWriteError,
+    NoSources,
+)
 from qa_service.service import QAService
 from qa_service.store import FORMAT_VERSION, IndexStore
 
@@ -64,7 +70,7 @@ def test_a_save_that_fails_half_way_leaves_the_old_index(fake_service, monkeypat
         raise OSError("disk full")
 
     monkeypatch.setattr(np, "save", broken_save)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(IndexWriteError, match="disk full. Make the folder writable"):
         fake_service.build()
     monkeypatch.undo()
     store = fake_service.store
@@ -107,3 +113,163 @@ def test_empty_sources_folder_is_an_error_that_names_it(fake_service):
         path.unlink()
     with pytest.raises(NoSources, match="no readable sources in"):
         fake_service.build()
+
+
+def _damage(store, build_id: str, how: str) -> str:
+    """Damage the build `build_id` the way `how` says; the file the message must name."""
+    folder = store.builds_dir / build_id
+    if how == "deleted data file":
+        (folder / "passages.npy").unlink()
+        return "passages.npy"
+    if how == "manifest without checksums":
+        manifest = json.loads((folder / "manifest.json").read_text())
+        del manifest["files"]
+        (folder / "manifest.json").write_text(json.dumps(manifest))
+        return "manifest.json"
+    if how == "binary CURRENT":
+        store.pointer.write_bytes(b"\xff\xfe\x00garbage")
+        return "CURRENT"
+    if how == "NUL in CURRENT":
+        store.pointer.write_text(build_id + "\x00")
+        return "CURRENT"
+    if how == "CURRENT a folder":
+        store.pointer.unlink()
+        store.pointer.mkdir()
+        return "CURRENT"
+    if how == "CURRENT a path":
+        store.pointer.write_text("../../etc")
+        return "CURRENT"
+    if how == "build id is a file":
+        (store.builds_dir / "20990101T000000-ffff").write_text("not a folder")
+        store.pointer.write_text("20990101T000000-ffff\n")
+        return "20990101T000000-ffff"
+    if how == "missing build":
+        store.pointer.write_text("20990101T000000-0000\n")
+        return "20990101T000000-0000"
+    if how == "garbage manifest":
+        (folder / "manifest.json").write_text("[1, 2]")
+        return "manifest.json"
+    raise AssertionError(how)
+
+
+DAMAGES = ["deleted data file", "manifest without checksums", "binary CURRENT", "NUL in CURRENT",
+           "CURRENT a folder", "CURRENT a path", "build id is a file", "missing build",
+           "garbage manifest"]
+
+
+@pytest.mark.parametrize("how", DAMAGES)
+def test_every_damaged_index_at_start_is_one_error_naming_the_file(fake_service, how):
+    report = fake_service.build()
+    name = _damage(fake_service.store, report.build_id, how)
+    with pytest.raises(IndexNotReady) as info:
+        QAService(fake_service.settings, embedder=HashingEmbedder()).ask("Alpha?")
+    assert name in info.value.message and "qa-service build" in info.value.message
+    assert "\n" not in info.value.message
+
+
+@pytest.mark.parametrize("how", DAMAGES + ["other model"])
+def test_the_last_good_index_keeps_serving_when_a_new_one_cannot_be_opened(
+        fake_service, fake_settings, how, caplog):
+    first = fake_service.build()
+    assert fake_service.ask("When was the Alpha treaty signed?")["index_version"] == first.build_id
+    second = fake_service.build()
+    if how == "other model":
+        QAService(fake_settings, embedder=HashingEmbedder(dimension=32)).build()
+        name = "test-hashing-32"
+    else:
+        name = _damage(fake_service.store, second.build_id, how)
+    answer = fake_service.ask("When was the Alpha treaty signed?")
+    assert answer["index_version"] == first.build_id and answer["citations"]
+    health = fake_service.health()
+    assert health["status"] == "degraded" and health["index"]["version"] == first.build_id
+    assert name in health["reason"] and first.build_id in health["reason"]
+    assert name in caplog.text and "last good index" in caplog.text
+    # Fixed by the next build: CURRENT changes, loading is tried again.
+    if how in ("CURRENT a folder",):
+        fake_service.store.pointer.rmdir()
+    third = fake_service.build() if how != "other model" else QAService(
+        fake_settings, embedder=HashingEmbedder()).build()
+    assert fake_service.ask("Alpha?")["index_version"] == third.build_id
+    assert fake_service.health()["status"] == "ok" and "reason" not in fake_service.health()
+
+
+def _read_only(monkeypatch):
+    """The index folder turns read-only (EROFS), as a remount does; root ignores chmod."""
+    import errno
+
+    from qa_service import store
+
+    def refuse(src, dst, *args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system", str(src))
+
+    monkeypatch.setattr(store.os, "rename", refuse)
+
+
+def test_a_read_only_index_folder_is_one_error_and_the_old_index_serves(fake_service,
+                                                                        monkeypatch):
+    first = fake_service.build()
+    fake_service.ask("Alpha?")
+    _read_only(monkeypatch)
+    with pytest.raises(IndexWriteError, match="Read-only file system. Make the folder writable"):
+        fake_service.build()
+    monkeypatch.undo()
+    assert fake_service.ask("Alpha?")["index_version"] == first.build_id
+    assert not list(fake_service.store.builds_dir.glob(".tmp-*"))
+
+
+def test_read_only_index_in_the_cli_and_the_api(fake_settings, monkeypatch):
+    from dataclasses import replace
+
+    from click.testing import CliRunner
+
+    from qa_service.cli import main
+    from qa_service.web import create_app
+
+    settings = replace(fake_settings, admin_token="t")
+    service = QAService(settings, embedder=HashingEmbedder())
+    service.build()
+    _read_only(monkeypatch)
+    monkeypatch.setattr("qa_service.cli._service", lambda s: QAService(s, HashingEmbedder()))
+    result = CliRunner().invoke(main, ["build"], env={
+        "QA_INDEX_DIR": str(settings.index_dir), "QA_SOURCES_DIR": str(settings.sources_dir)})
+    assert result.exit_code == 1
+    assert result.output.count("\n") == 1 and "Read-only file system" in result.output
+    response = create_app(settings, service).test_client().post(
+        "/api/index/rebuild", headers={"Authorization": "Bearer t"})
+    assert response.status_code == 503
+    assert response.get_json()["error"]["code"] == "index_write_failed"
+    assert "Read-only file system" in response.get_json()["error"]["message"]
+
+
+def test_a_build_killed_just_before_the_pointer_swap_leaves_no_temp_file(fake_settings):
+    import subprocess
+    import sys
+
+    script = f"""
+import os, signal
+from pathlib import Path
+from qa_service import store
+from qa_service.config import Settings
+from qa_service.embedding import HashingEmbedder
+from qa_service.service import QAService
+store.os.replace = lambda *a: os.kill(os.getpid(), signal.SIGKILL)
+settings = Settings(sources_dir=Path({str(fake_settings.sources_dir)!r}),
+                    index_dir=Path({str(fake_settings.index_dir)!r}))
+QAService(settings, embedder=HashingEmbedder()).build()
+"""
+    done = subprocess.run([sys.executable, "-c", script], timeout=120)
+    assert done.returncode == -9
+    index_dir = fake_settings.index_dir
+    assert list(index_dir.glob(".CURRENT.*.tmp"))  # what the kill left
+    QAService(fake_settings, embedder=HashingEmbedder()).build()
+    assert not list(index_dir.glob(".CURRENT.*.tmp"))
+    assert not list((index_dir / "builds").glob(".tmp-*"))
+
+
+def test_a_deleted_current_keeps_the_last_good_index_and_says_so(fake_service):
+    first = fake_service.build()
+    fake_service.ask("Alpha?")
+    fake_service.store.pointer.unlink()
+    assert fake_service.ask("Alpha?")["index_version"] == first.build_id
+    health = fake_service.health()
+    assert health["status"] == "degraded" and "qa-service build" in health["reason"]

@@ -219,3 +219,107 @@ def test_page_gets_the_request_limits_from_the_one_definition(client):
     found = re.search(r"data-limits='([^']*)'", html)
     assert found and json.loads(unescape(found.group(1))) == LIMITS.as_dict()
     assert f'maxlength="{LIMITS.question_chars}"' in html
+
+
+def test_a_link_to_a_file_outside_the_sources_is_never_published(fake_settings):
+    (fake_settings.sources_dir / "passwd.txt").symlink_to("/etc/passwd")
+    service = QAService(fake_settings, embedder=HashingEmbedder())
+    report = service.build()
+    assert [s.source for s in report.skipped] == ["passwd.txt"]
+    client = create_app(fake_settings, service).test_client()
+    _is_error(client.get("/api/sources/passwd.txt"), 404, "not_found")
+    assert "passwd.txt" not in {s["source"] for s in client.get("/api/sources").get_json()}
+
+
+@pytest.mark.parametrize("body", [
+    "[" * 10_000 + "]" * 10_000,
+    '{"question": "ok?", "history": ' + "[" * 40 + "]" * 40 + "}",
+    '{"question": "ok?", "top_k": ' + "9" * 5000 + "}",
+    '{"question": "ok?", "top_k": NaN}',
+    '{"question": "ok?", "sources": ["\\udc00x"]}',
+    '{"question": "\\ud800"}',
+])
+def test_hostile_json_is_a_400_not_a_500(client, body):
+    response = client.post("/api/answer", data=body, content_type="application/json")
+    _is_error(response, 400, "bad_request")
+
+
+def test_brackets_inside_strings_do_not_count_as_nesting(client):
+    response = client.post("/api/answer", json={"question": "What is [[[[" * 10 + "?"})
+    assert response.status_code == 200
+
+
+def test_405_names_the_allowed_methods(client):
+    response = client.get("/api/answer")
+    _is_error(response, 405, "method_not_allowed")
+    assert response.headers["Allow"] == "OPTIONS, POST"
+
+
+@pytest.mark.parametrize("path", ["/", "/healthz", "/api/sources/nope.txt", "/static/app.js"])
+def test_security_headers_on_every_response(client, path):
+    headers = client.get(path).headers
+    csp = headers["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in csp and "script-src 'self';" in csp
+    assert "unsafe-inline" not in csp
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["X-Frame-Options"] == "DENY"
+    assert headers["Referrer-Policy"] == "no-referrer"
+
+
+def test_the_page_works_under_the_strict_csp(client):
+    # No inline script, style or event handler in the page, no inline style set by the script:
+    # the CSP allows neither.
+    html = client.get("/").get_data(as_text=True)
+    assert re.findall(r"<script[^>]*>", html) == ['<script src="/static/app.js">']
+    assert "<style" not in html and not re.search(r"<[^>]*\s(style|on[a-z]+)=", html)
+    script = client.get("/static/app.js").get_data(as_text=True)
+    assert not re.search(r"\.style\b|setAttribute\(\s*[\"']style|cssText|eval\(|new Function",
+                         script)
+
+
+def test_healthz_says_degraded_while_the_last_good_index_serves(admin_app):
+    client = admin_app.test_client()
+    first = client.get("/healthz").get_json()["index"]["version"]
+    service = admin_app.extensions["qa_service"]
+    service.store.pointer.write_bytes(b"\x00\x01 not a build id")
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    body = Health.model_validate(response.get_json())
+    assert body.status == "degraded" and body.index.version == first
+    assert "CURRENT" in body.reason and "qa-service build" in body.reason
+    answer = client.post("/api/answer", json={"question": "When was the Alpha treaty signed?"})
+    assert answer.status_code == 200 and answer.get_json()["index_version"] == first
+
+
+def test_a_citation_verifies_against_its_own_version_after_the_source_changed(admin_app):
+    client = admin_app.test_client()
+    auth = {"Authorization": "Bearer s3cret"}
+    settings = admin_app.extensions["qa_settings"]
+    result = client.post("/api/answer", json={"question": "When was the Alpha treaty signed?"})
+    first = result.get_json()
+    citation = first["citations"][0]
+    path = settings.sources_dir / citation["source"]
+    path.write_text(path.read_text().replace("---\n\n", "---\nA new opening line was added to "
+                                                        "this report today.\n\n", 1)
+                    .replace("The Alpha", "Later on, the Alpha"))
+    assert client.post("/api/index/rebuild", headers=auth).status_code == 200
+    url = f"/api/sources/{citation['source']}"
+    now = client.get(url).get_json()
+    assert now["text"][citation["start"]:citation["end"]] != citation["quote"]
+    then = SourceDetail.model_validate(
+        client.get(f"{url}?version={first['index_version']}").get_json())
+    assert then.index_version == first["index_version"]
+    assert then.text[citation["start"]:citation["end"]] == citation["quote"]
+    # Pruned after more rebuilds (QA_KEEP_BUILDS=2): a 404 that says what to do.
+    for _ in range(2):
+        path.write_text(path.read_text() + "\nOne more sentence for a new build.\n")
+        assert client.post("/api/index/rebuild", headers=auth).status_code == 200
+    error = _is_error(client.get(f"{url}?version={first['index_version']}"), 404, "not_found")
+    assert "not kept" in error["message"] and "without ?version=" in error["message"]
+
+
+@pytest.mark.parametrize("version", ["nope", "../../etc", "20990101T000000-0000"])
+def test_an_unknown_version_is_a_404(client, version):
+    error = _is_error(client.get(f"/api/sources/csis-china-russia-relations.md?version={version}"),
+                      404, "not_found")
+    assert "QA_KEEP_BUILDS" in error["message"]

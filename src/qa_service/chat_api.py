@@ -31,9 +31,10 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify
 from pydantic import ValidationError
 
+from .bodies import printable, read_json
 from .config import LIMITS
 from .errors import QAError
 from .schemas import ChatCompletionRequest, ChatMessage
@@ -42,6 +43,7 @@ MODEL_ID = "qa-service"
 MODEL_CREATED = 1_763_769_600  # 2025-11-22: when the model id was first published; fixed
 REFERENCES_HEADING = "Sources:"
 NEAREST_HEADING = "Nearest passages (they do not answer the question):"
+EXAMPLE_BODY = '{"model": "qa-service", "messages": [{"role": "user", "content": "..."}]}'
 QUOTE_CHARS = 240  # a reference-list quote past this is cut at a word; `qa` has the whole one
 
 chat = Blueprint("chat", __name__)
@@ -66,7 +68,7 @@ def is_chat_path(path: str) -> bool:
 
 
 def error_response(exc: ChatError) -> Response:
-    response = jsonify({"error": {"message": exc.message, "type": exc.kind,
+    response = jsonify({"error": {"message": printable(exc.message), "type": exc.kind,
                                   "param": exc.param, "code": exc.code}})
     response.status_code = exc.status
     return response
@@ -74,8 +76,7 @@ def error_response(exc: ChatError) -> Response:
 
 def from_qa_error(exc: QAError) -> ChatError:
     """A service error (index not ready, unknown source, ...) in OpenAI's shape."""
-    param = {"bad_request": "messages"}.get(exc.code)
-    return ChatError(exc.status, exc.message, param=param, code=exc.code)
+    return ChatError(exc.status, exc.message, code=exc.code)
 
 
 def _model_record() -> dict[str, Any]:
@@ -97,7 +98,7 @@ def model(model: str):
 
 @chat.post("/v1/chat/completions")
 def chat_completions():
-    req = _parse(_json_body())
+    req = _parse(read_json(EXAMPLE_BODY))
     question, history = conversation(req.messages)
     service = current_app.extensions["qa_service"]
     result = service.ask(question, history=history, top_k=req.top_k, sources=req.sources)
@@ -124,19 +125,6 @@ def chat_completions():
         "usage": _usage(),
         "qa": result,
     })
-
-
-def _json_body() -> Any:
-    raw = request.get_data(cache=False)  # Flask raises 413 past MAX_CONTENT_LENGTH
-    if len(raw) > LIMITS.body_bytes:
-        raise ChatError(413, f"the request body is over {LIMITS.body_bytes // 1024} KiB; send "
-                        "fewer or shorter messages", code="too_large")
-    try:
-        return json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise ChatError(400, f"the body is not valid UTF-8 JSON ({exc}); send an object such "
-                        'as {"model": "qa-service", "messages": [{"role": "user", "content": '
-                        '"..."}]}') from None
 
 
 def _parse(body: Any) -> ChatCompletionRequest:

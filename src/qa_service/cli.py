@@ -91,25 +91,64 @@ def build(ctx: click.Context, if_missing: bool, **flags: Any) -> None:
         ctx.exit(3)
 
 
+class _BuildProgress:
+    """Progress of a build on stderr with an estimate of the time left: a bar on a terminal,
+    otherwise a line at most every 10 s (logs of services and CI)."""
+
+    def __init__(self) -> None:
+        self.bar: Any = None
+        self.stage = ""
+        self.began = 0.0
+        self.last_line = 0.0
+        self.tty = sys.stderr.isatty()
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        import time
+
+        now = time.monotonic()
+        if stage != self.stage:
+            self.close()
+            self.stage, self.began, self.last_line = stage, now, now
+            if self.tty:
+                from tqdm import tqdm
+
+                self.bar = tqdm(total=total, desc=stage, unit="text" if "embed" in stage
+                                else "file", file=sys.stderr)
+        if self.bar is not None:
+            self.bar.update(done - self.bar.n)
+        elif now - self.last_line >= 10 or (done == total and now - self.began >= 10):
+            self.last_line = now
+            rate = done / max(now - self.began, 1e-9)
+            left = (total - done) / rate if rate else float("inf")
+            click.echo(f"{stage}: {done}/{total}, about {_duration(left)} left", err=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _duration(seconds: float) -> str:
+    if seconds == float("inf"):
+        return "an unknown time"
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
 def _build_with_progress(service: Any) -> Any:
-    from tqdm import tqdm
-
-    bar = None
-
-    def progress(done: int, total: int) -> None:
-        nonlocal bar
-        if bar is None or bar.total != total or done < bar.n:
-            if bar is not None:
-                bar.close()
-            bar = tqdm(total=total, desc="embedding", unit="text", file=sys.stderr,
-                       disable=not sys.stderr.isatty())
-        bar.update(done - bar.n)
-
+    progress = _BuildProgress()
     try:
         return service.build(progress=progress)
+    except KeyboardInterrupt:
+        progress.close()
+        click.echo("Build cancelled: the index in service is unchanged and the build lock is "
+                   "released.", err=True)
+        sys.exit(130)
     finally:
-        if bar is not None:
-            bar.close()
+        progress.close()
 
 
 @main.command()
@@ -158,9 +197,11 @@ def add(ctx: click.Context, items: tuple[str, ...], no_build: bool, **flags: Any
         if item.startswith(("http://", "https://")):
             with tempfile.TemporaryDirectory() as folder:
                 path, name = _download(item, Path(folder))
-                source, copied = copy_into(settings.sources_dir, path, name)
+                source, copied = copy_into(settings.sources_dir, path, name,
+                                           settings.max_source_bytes)
         else:
-            source, copied = copy_into(settings.sources_dir, Path(item))
+            source, copied = copy_into(settings.sources_dir, Path(item),
+                                       max_bytes=settings.max_source_bytes)
         click.echo(f"{'added' if copied else 'already there'}: {source}")
     if no_build:
         return
@@ -215,12 +256,26 @@ def serve(dev: bool, **flags: Any) -> None:
     app = create_app(settings, service)
     click.echo(f"serving on http://{settings.host}:{settings.port}/", err=True)
     if dev:
-        app.run(host=settings.host, port=settings.port, threaded=True)
-        return
-    import waitress
+        from werkzeug.serving import run_simple
 
-    waitress.serve(app, host=settings.host, port=settings.port, threads=settings.threads,
-                   ident="qa-service")
+        # Not app.run(): it turns Werkzeug's debugger (a Python console in the browser) on
+        # whenever FLASK_DEBUG=1 is set. The debugger is never served.
+        app.debug = False
+        run_simple(settings.host, settings.port, app, threaded=True, use_debugger=False,
+                   use_reloader=False)
+        return
+    import logging
+
+    from .server import make_server
+
+    logging.basicConfig(level=logging.INFO)  # waitress's and the service's warnings reach stderr
+    server = make_server(app, settings)
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
 
 
 @main.command(name="eval")

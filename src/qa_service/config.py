@@ -58,6 +58,13 @@ SETTINGS_TABLE: tuple[tuple[str, str, type, Any, str], ...] = (
     ("host", "QA_HOST", str, "127.0.0.1", "address `qa-service serve` listens on"),
     ("port", "QA_PORT", int, 8000, "port `qa-service serve` listens on"),
     ("threads", "QA_THREADS", int, 8, "worker threads of the WSGI server"),
+    ("max_source_mb", "QA_MAX_SOURCE_MB", int, 50,
+     "largest source file read, in MB (a book-length PDF fits); bigger files are skipped and "
+     "named in the build report"),
+    ("connection_limit", "QA_CONNECTION_LIMIT", int, 1000,
+     "open client connections the server accepts at once; more wait in the listen queue"),
+    ("channel_timeout", "QA_CHANNEL_TIMEOUT", int, 20,
+     "seconds a client connection may stay idle or half-sent before it is closed"),
 )
 
 
@@ -77,9 +84,17 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     threads: int = 8
+    max_source_mb: int = 50
+    connection_limit: int = 1000
+    channel_timeout: int = 20
+
+    @property
+    def max_source_bytes(self) -> int:
+        return self.max_source_mb * 1024 * 1024
 
     def __post_init__(self) -> None:
-        positive = ("chunk_sentences", "chunk_max_chars", "top_k", "keep_builds", "threads")
+        positive = ("chunk_sentences", "chunk_max_chars", "top_k", "keep_builds", "threads",
+                    "max_source_mb", "connection_limit", "channel_timeout")
         for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigError(f"setting {name} must be at least 1, got {getattr(self, name)}")

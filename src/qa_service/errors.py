@@ -43,6 +43,12 @@ class IndexFormatError(IndexNotReady):
     code = "index_incompatible"
 
 
+class IndexWriteError(IndexNotReady):
+    """The index folder cannot be written (read-only, full disk); the old index still serves."""
+
+    code = "index_write_failed"
+
+
 class SourceError(QAError):
     """One source file could not be read; builds skip it and report it."""
 

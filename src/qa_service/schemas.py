@@ -70,6 +70,7 @@ class SourceDetail(Source):
     text: str
     metadata: dict[str, Any]
     pages: list[dict[str, int]]
+    index_version: str = Field(description="the build whose text this is")
 
 
 class RebuildReport(BaseModel):
@@ -93,8 +94,10 @@ class IndexInfo(BaseModel):
 
 
 class Health(BaseModel):
-    status: str
+    status: str = Field(description='"ok", or "degraded" while the last good index stands in '
+                                    "for a newer build that cannot be opened")
     index: IndexInfo
+    reason: str | None = Field(default=None, description="why the status is degraded")
 
 
 class ErrorBody(BaseModel):
@@ -249,7 +252,8 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 def _errors(*statuses: int) -> dict[str, Any]:
     text = {400: "bad request", 401: "wrong token", 403: "route turned off", 404: "not found",
             409: "a rebuild is running", 413: f"body over {LIMITS.body_bytes // 1024} KiB",
-            422: "no readable sources", 503: "no index built yet"}
+            422: "no readable sources",
+            503: "no index can be opened (none built, damaged, or the folder cannot be written)"}
     return {str(s): _json(_ref("Error"), text[s]) for s in statuses}
 
 
@@ -287,8 +291,16 @@ def openapi_document() -> dict[str, Any]:
             }},
             "/api/sources/{source}": {"get": {
                 "summary": "One source with its cleaned text (what citation offsets point into)",
+                "description": "Without `version`, the text of the index in service. With "
+                               "`version` (an answer's `index_version`), the text of that build "
+                               "while it is kept (the newest QA_KEEP_BUILDS builds), so a "
+                               "citation's offsets can be checked against the exact text it was "
+                               "made from; 404 once that build is gone.",
                 "parameters": [{"name": "source", "in": "path", "required": True,
                                 "description": "source id, URL-encoded",
+                                "schema": {"type": "string"}},
+                               {"name": "version", "in": "query", "required": False,
+                                "description": "index version (build id) the text is wanted of",
                                 "schema": {"type": "string"}}],
                 "responses": {"200": _json(_ref("SourceDetail"), "the source"),
                               **_errors(404, 503)},
@@ -297,7 +309,7 @@ def openapi_document() -> dict[str, Any]:
                 "summary": "Rebuild the index from the sources folder and swap it in",
                 "security": [{"bearer": []}],
                 "responses": {"200": _json(_ref("RebuildReport"), "what the build did"),
-                              **_errors(401, 403, 409, 422)},
+                              **_errors(401, 403, 409, 422, 503)},
             }},
             "/healthz": {"get": {
                 "summary": "Service and index status",

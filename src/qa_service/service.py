@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -21,7 +22,7 @@ from . import answering
 from .chunking import CHUNKING_VERSION, Passage, make_passages
 from .config import LIMITS, Settings
 from .embedding import Embedder, make_embedder
-from .errors import BadRequest, NoSources, NotFound
+from .errors import BadRequest, IndexNotReady, NoSources, NotFound
 from .retrieval import Retriever
 from .sources import CLEANING_VERSION, Document, Skipped, load_documents
 from .store import (
@@ -32,6 +33,9 @@ from .store import (
     previous_vectors,
     sentence_hash,
 )
+
+log = logging.getLogger(__name__)
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,6 +87,12 @@ class QAService:
         self._scorer: answering.Scorer | None = None
         self._snapshot: Snapshot | None = None
         self._reload_lock = threading.Lock()
+        # Set while a newer build cannot be opened and the last good one keeps serving.
+        # `_failed` holds the CURRENT stamp that failed, in a tuple: the stamp of a deleted
+        # CURRENT is None.
+        self._failed: tuple[tuple[int, int, int] | None] | None = None
+        self._degraded: str | None = None
+        self._old_documents: dict[str, tuple[dict[str, Document], dict[str, Any]]] = {}
 
     @property
     def scorer(self) -> answering.Scorer:
@@ -95,16 +105,34 @@ class QAService:
     # -- index --------------------------------------------------------------------------------
 
     def snapshot(self) -> Snapshot:
-        """The current index, reloaded when a newer build has been committed."""
+        """The current index, reloaded when a newer build has been committed.
+
+        When the build CURRENT names cannot be opened (damaged, missing, another model), the
+        index already loaded keeps answering (the last good index), the problem is logged and
+        shown by `health()`, and loading is tried again only when CURRENT changes again.
+        With no index loaded yet, the problem is raised (a 503 naming the file).
+        """
         stamp = self.store.pointer_stamp()
         current = self._snapshot
-        if current is not None and current.stamp == stamp:
+        if current is not None and (current.stamp == stamp or self._failed == (stamp,)):
             return current
         with self._reload_lock:
             current = self._snapshot
-            if current is not None and current.stamp == stamp:
+            if current is not None and (current.stamp == stamp or self._failed == (stamp,)):
                 return current
-            data = self.store.load(self.embedder.model_id)
+            try:
+                data = self.store.load(self.embedder.model_id)
+            except (IndexNotReady, OSError) as exc:
+                error = exc if isinstance(exc, IndexNotReady) else IndexNotReady(
+                    f"the index in {self.store.index_dir} cannot be read ({exc}): check the "
+                    "folder's permissions and run `qa-service build`")
+                if current is None:
+                    raise error from None
+                if self._failed != (stamp,):
+                    log.warning("serving the last good index %s: the new one cannot be opened:"
+                                " %s", current.data.build_id, error.message)
+                self._failed, self._degraded = (stamp,), error.message
+                return current
             retriever = Retriever(data)
             corpus = answering.CorpusStats(
                 retriever.bm25.doc_freq,
@@ -114,6 +142,9 @@ class QAService:
             )
             current = Snapshot(data, retriever, corpus, stamp)
             self._snapshot = current
+            if self._degraded:
+                log.warning("index %s loaded; no longer degraded", data.build_id)
+            self._failed, self._degraded = None, None
             return current
 
     def warm_up(self) -> None:
@@ -123,12 +154,22 @@ class QAService:
         if self.store.current_build_id() is not None:
             self.snapshot()
 
-    def build(self, progress: Callable[[int, int], None] | None = None) -> BuildReport:
-        """Rebuild from the sources folder, reusing every vector whose text is unchanged."""
+    def build(self, progress: Progress | None = None) -> BuildReport:
+        """Rebuild from the sources folder, reusing every vector whose text is unchanged.
+
+        `progress(stage, done, total)` is called as files are read ("reading") and texts
+        embedded ("embedding passages", "embedding sentences"). Interrupted at any point
+        (Ctrl-C), the build leaves the index in service as it was and releases the lock.
+        """
         began = time.perf_counter()
         settings = self.settings
+
+        def stage(name: str) -> Callable[[int, int], None] | None:
+            return None if progress is None else lambda done, total: progress(name, done, total)
+
         with self.store.build_lock():
-            documents, skipped = load_documents(settings.sources_dir)
+            documents, skipped = load_documents(settings.sources_dir, settings.max_source_bytes,
+                                                on_document=stage("reading"))
             if not documents:
                 reasons = "; ".join(s.reason for s in skipped) or "the folder is empty"
                 raise NoSources(
@@ -149,14 +190,15 @@ class QAService:
                 )
             cache = previous_vectors(self.store, self.embedder.model_id)
             passage_vectors, embedded = self._vectors(
-                [(p.content_hash, p.text) for p in passages], cache, progress
+                [(p.content_hash, p.text) for p in passages], cache, stage("embedding passages")
             )
             sentence_items = [
                 (sentence_hash(p.text, p.start, s), p.text[s.start - p.start:s.end - p.start])
                 for p in passages
                 for s in p.sentences
             ]
-            sentence_vectors, embedded_sentences = self._vectors(sentence_items, cache, progress)
+            sentence_vectors, embedded_sentences = self._vectors(
+                sentence_items, cache, stage("embedding sentences"))
             statuses = _statuses(previous, documents)
             build_id = new_build_id()
             manifest = self._manifest(build_id, documents, passages)
@@ -332,26 +374,54 @@ class QAService:
         chunks = {s["source"]: s["chunks"] for s in data.manifest["sources"]}
         return [_source_record(doc, chunks.get(doc.source, 0)) for doc in data.documents.values()]
 
-    def get_source(self, source: str) -> dict[str, Any]:
-        """One source with its cleaned text, the text citation offsets point into.
+    def get_source(self, source: str, version: str | None = None) -> dict[str, Any]:
+        """One source and its cleaned text: of the index in service, or of the kept build
+        `version` (an answer's `index_version`), so a citation can be checked against the
+        exact text it was made from even after the source was edited and rebuilt.
 
         Raises `NotFound` (a `QAError`) for an id that is not indexed."""
         data = self.snapshot().data
-        doc = data.documents.get(source)
+        if version is None or version == data.build_id:
+            documents, passages = data.documents, data.passages
+        else:
+            documents, manifest = self._documents_of(version)
+            passages = None
+        doc = documents.get(source)
         if doc is None:
-            raise NotFound(f"no indexed source {source!r}; GET /api/sources lists them")
-        chunks = sum(1 for p in data.passages if p.source == source)
+            where = "" if version is None else f" in index version {version}"
+            raise NotFound(f"no indexed source {source!r}{where}; GET /api/sources lists them")
+        if passages is not None:
+            chunks = sum(1 for p in passages if p.source == source)
+        else:
+            chunks = next((s.get("chunks", 0) for s in manifest.get("sources", [])
+                           if s.get("source") == source), 0)
         record = _source_record(doc, chunks)
         record["text"] = doc.text
         record["metadata"] = doc.metadata
         record["pages"] = [{"page": n, "start": s} for n, s in doc.pages]
+        record["index_version"] = version or data.build_id
         return record
 
+    def _documents_of(self, version: str) -> tuple[dict[str, Document], dict[str, Any]]:
+        """A kept build's documents and manifest, the last few remembered (a reader checks
+        several citations of one answer) for as long as the build is on disk."""
+        with self._reload_lock:
+            cached = self._old_documents.get(version)
+        if cached is not None and self.store.is_kept(version):
+            return cached
+        loaded = self.store.read_documents(version)
+        with self._reload_lock:
+            self._old_documents[version] = loaded
+            while len(self._old_documents) > 2:
+                self._old_documents.pop(next(iter(self._old_documents)))
+        return loaded
+
     def health(self) -> dict[str, Any]:
-        """Status and index summary, as GET /healthz gives it."""
+        """Status and index summary, as GET /healthz gives it: "ok", or "degraded" with the
+        reason while the last good index stands in."""
         data = self.snapshot().data
-        return {
-            "status": "ok",
+        out: dict[str, Any] = {
+            "status": "degraded" if self._degraded else "ok",
             "index": {
                 "version": data.build_id,
                 "sources": len(data.documents),
@@ -359,6 +429,10 @@ class QAService:
                 "model": data.model,
             },
         }
+        if self._degraded:
+            out["reason"] = (f"{self._degraded} (still serving the last good index "
+                             f"{data.build_id})")
+        return out
 
 
 def _source_record(doc: Document, chunks: int) -> dict[str, Any]:

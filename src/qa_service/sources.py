@@ -12,6 +12,7 @@ import dataclasses
 import hashlib
 import os
 import re
+import stat
 from collections import Counter
 from collections.abc import Callable, Collection
 from pathlib import Path
@@ -56,38 +57,124 @@ class Skipped:
 Reader = Callable[[Path, bytes], tuple[str, dict[str, Any], tuple[tuple[int, int], ...]]]
 
 
+DEFAULT_MAX_SOURCE_BYTES = 50 * 1024 * 1024  # QA_MAX_SOURCE_MB's default: a long book as PDF
+
+
 def list_source_files(sources_dir: Path) -> list[Path]:
     """Every candidate file below `sources_dir`, sorted, hidden files and folders left out."""
+    return scan_sources(sources_dir)[0]
+
+
+def scan_sources(sources_dir: Path) -> tuple[list[Path], list[Skipped]]:
+    """(files to read, entries refused with their reason), both sorted.
+
+    Nothing outside the sources folder is ever read: a symbolic link is followed only when it
+    resolves to a regular file inside the folder; links that point elsewhere, broken links,
+    linked folders and special files (fifos, devices, sockets) are refused by name. A fifo
+    would block the build forever, and a link to /etc/passwd would publish it.
+    """
     if not sources_dir.is_dir():
         raise SourceError(
             f"sources folder {sources_dir} does not exist: create it or set QA_SOURCES_DIR"
         )
-    files = []
-    for path in sorted(sources_dir.rglob("*")):
-        rel = path.relative_to(sources_dir)
-        if any(part.startswith(IGNORED_PREFIXES) for part in rel.parts):
+    root = Path(os.path.realpath(sources_dir))
+    files: list[Path] = []
+    refused: list[Skipped] = []
+    pending = [sources_dir]
+    while pending:
+        folder = pending.pop()
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError as exc:
+            refused.append(Skipped(source_id(sources_dir, Path(folder)) + "/",
+                                   f"cannot list the folder ({exc.strerror})"))
             continue
-        if path.is_file():
-            files.append(path)
-    return files
+        for entry in entries:
+            if entry.name.startswith(IGNORED_PREFIXES):
+                continue
+            path = Path(entry.path)
+            sid = source_id(sources_dir, path)
+            reason = _refusal(entry, path, root)
+            if reason:
+                refused.append(Skipped(sid, f"{sid}: {reason}"))
+            elif entry.is_dir(follow_symlinks=False):
+                pending.append(path)
+            else:
+                files.append(path)
+    return sorted(files), sorted(refused, key=lambda s: s.source)
+
+
+def _refusal(entry: os.DirEntry[str], path: Path, root: Path) -> str | None:
+    """Why this folder entry may not be read as a source, or None."""
+    try:
+        st = entry.stat(follow_symlinks=False)
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror})"
+    if stat.S_ISLNK(st.st_mode):
+        target = Path(os.path.realpath(path))
+        if not target.exists():
+            return (f"broken symbolic link (to {os.readlink(path)}); remove it or copy the "
+                    "file in")
+        if not target.is_relative_to(root):
+            return ("symbolic link to a file outside the sources folder, refused so the "
+                    "service never publishes other files; copy the file in instead")
+        if not target.is_file():
+            return "symbolic link to a folder or special file; sources are regular files"
+        return None
+    if stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode):
+        return None
+    kind = ("fifo" if stat.S_ISFIFO(st.st_mode) else "socket" if stat.S_ISSOCK(st.st_mode)
+            else "device")
+    return f"not a regular file (a {kind}); sources are regular files"
 
 
 def source_id(sources_dir: Path, path: Path) -> str:
     return path.relative_to(sources_dir).as_posix()
 
 
-def load_documents(sources_dir: Path) -> tuple[list[Document], list[Skipped]]:
-    """Read every source file; a file that cannot be read is skipped with its reason."""
-    documents, skipped = [], []
-    for path in list_source_files(sources_dir):
+def load_documents(
+    sources_dir: Path, max_bytes: int = DEFAULT_MAX_SOURCE_BYTES,
+    on_document: Callable[[int, int], None] | None = None,
+) -> tuple[list[Document], list[Skipped]]:
+    """Read every source file; a file that cannot be read is skipped with its reason.
+
+    `on_document(done, total)` is called after each file, for progress.
+    """
+    paths, skipped = scan_sources(sources_dir)
+    documents = []
+    for n, path in enumerate(paths, 1):
         try:
-            documents.append(read_document(sources_dir, path))
+            documents.append(read_document(sources_dir, path, max_bytes))
         except SourceError as exc:
             skipped.append(Skipped(source_id(sources_dir, path), exc.message))
+        if on_document:
+            on_document(n, len(paths))
     return documents, skipped
 
 
-def read_document(sources_dir: Path, path: Path) -> Document:
+def read_source_bytes(path: Path, sid: str, max_bytes: int = DEFAULT_MAX_SOURCE_BYTES) -> bytes:
+    """The bytes of a regular file, at most `max_bytes` of them, never through a link to
+    outside its folder (the path is resolved, then opened without following links)."""
+    try:
+        fd = os.open(os.path.realpath(path), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as exc:
+        raise SourceError(f"{sid}: cannot be read ({exc.strerror})") from None
+    with os.fdopen(fd, "rb") as handle:
+        st = os.fstat(handle.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise SourceError(f"{sid}: not a regular file; sources are regular files")
+        if st.st_size > max_bytes:
+            raise SourceError(
+                f"{sid}: the file is {st.st_size / 1048576:.1f} MB, over the limit of "
+                f"{max_bytes / 1048576:g} MB (QA_MAX_SOURCE_MB); split it into parts or raise "
+                "QA_MAX_SOURCE_MB"
+            )
+        return handle.read(max_bytes + 1)[: max_bytes + 1]
+
+
+def read_document(
+    sources_dir: Path, path: Path, max_bytes: int = DEFAULT_MAX_SOURCE_BYTES
+) -> Document:
     from .readers import READERS  # local: HTML and PDF libraries load only when needed
 
     sid = source_id(sources_dir, path)
@@ -98,7 +185,10 @@ def read_document(sources_dir: Path, path: Path) -> Document:
             f"{sid}: unsupported file type {suffix or '(none)'}; "
             f"supported: {', '.join(sorted(READERS))}"
         )
-    raw = path.read_bytes()
+    raw = read_source_bytes(path, sid, max_bytes)
+    if len(raw) > max_bytes:  # grew while being read
+        raise SourceError(f"{sid}: the file is over the limit of {max_bytes / 1048576:g} MB "
+                          "(QA_MAX_SOURCE_MB); split it into parts or raise QA_MAX_SOURCE_MB")
     if not raw.strip():
         raise SourceError(f"{sid}: the file is empty")
     text, metadata, pages = reader(path, raw)
@@ -315,7 +405,10 @@ def _running_heads(lines: list[str]) -> set[str]:
     return heads
 
 
-def copy_into(sources_dir: Path, path: Path, name: str | None = None) -> tuple[str, bool]:
+def copy_into(
+    sources_dir: Path, path: Path, name: str | None = None,
+    max_bytes: int = DEFAULT_MAX_SOURCE_BYTES,
+) -> tuple[str, bool]:
     """Copy a file into the sources folder; (source id, whether anything was copied).
 
     The same content already there is a no-op; another file of that name is never
@@ -323,8 +416,13 @@ def copy_into(sources_dir: Path, path: Path, name: str | None = None) -> tuple[s
     """
     from .readers import READERS
 
+    if path.is_symlink():
+        raise SourceError(
+            f"{path} is a symbolic link; add the file it points to ({os.path.realpath(path)}) "
+            "so that it is plain which file is published"
+        )
     if not path.is_file():
-        raise SourceError(f"{path}: no such file")
+        raise SourceError(f"{path}: no such file, or not a regular file")
     name = name or path.name
     if Path(name).suffix.lower() not in READERS:
         raise SourceError(
@@ -333,7 +431,14 @@ def copy_into(sources_dir: Path, path: Path, name: str | None = None) -> tuple[s
         )
     sources_dir.mkdir(parents=True, exist_ok=True)
     target = sources_dir / name
-    data = path.read_bytes()
+    if target.is_symlink() or (target.exists() and not target.is_file()):
+        raise SourceError(
+            f"{target} exists and is a symbolic link or special file; remove it first"
+        )
+    data = read_source_bytes(path, str(path), max_bytes)
+    if len(data) > max_bytes:
+        raise SourceError(f"{path}: over the limit of {max_bytes / 1048576:g} MB "
+                          "(QA_MAX_SOURCE_MB); split it into parts or raise QA_MAX_SOURCE_MB")
     if target.exists():
         if target.read_bytes() == data:
             return name, False

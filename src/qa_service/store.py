@@ -27,6 +27,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import secrets
 import shutil
 from collections.abc import Iterator
@@ -36,11 +37,14 @@ from typing import Any
 import numpy as np
 
 from .chunking import Passage, Span
-from .errors import BuildRunning, IndexFormatError, IndexNotReady
+from .errors import BuildRunning, IndexFormatError, IndexNotReady, IndexWriteError, NotFound
 from .sources import Document
 
 FORMAT_VERSION = 1
 _FILES = ("documents.json", "passages.json", "passages.npy", "sentences.npy", "dense.faiss")
+# What a build id may look like: new_build_id()'s ids and plain names, never a path.
+_BUILD_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+_REBUILD = "run `qa-service build` to make a new build"
 
 
 @dataclasses.dataclass
@@ -87,11 +91,28 @@ class IndexStore:
     # -- the commit point ---------------------------------------------------------------------
 
     def current_build_id(self) -> str | None:
+        """The build CURRENT names; None when there is none. A CURRENT that is not one line
+        naming a build (binary, a folder, a path) is refused, naming the file."""
         try:
-            build_id = self.pointer.read_text(encoding="utf-8").strip()
+            raw = self.pointer.read_bytes()
         except FileNotFoundError:
             return None
-        return build_id or None
+        except OSError as exc:  # a folder, unreadable
+            raise IndexFormatError(
+                f"{self.pointer} cannot be read ({exc.strerror}): remove it and {_REBUILD}"
+            ) from None
+        try:
+            build_id = raw.decode("utf-8").strip()
+        except UnicodeDecodeError:
+            build_id = None
+        if build_id == "":
+            return None
+        if build_id is None or not _BUILD_ID.fullmatch(build_id):
+            raise IndexFormatError(
+                f"{self.pointer} is damaged (it should hold one build id such as "
+                f"20261122T104500-3f2a): {_REBUILD}"
+            )
+        return build_id
 
     def pointer_stamp(self) -> tuple[int, int, int] | None:
         """Changes whenever CURRENT is replaced: a cheap check for a newer build."""
@@ -104,8 +125,9 @@ class IndexStore:
     @contextlib.contextmanager
     def build_lock(self) -> Iterator[None]:
         """One build at a time, across processes; a killed build's lock goes with it."""
-        self.index_dir.mkdir(parents=True, exist_ok=True)
-        handle = open(self.index_dir / ".lock", "a+")
+        with self._writing():
+            self.index_dir.mkdir(parents=True, exist_ok=True)
+            handle = open(self.index_dir / ".lock", "a+")
         try:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -122,6 +144,19 @@ class IndexStore:
 
     # -- writing ------------------------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """A read-only folder or a full disk: one line naming the folder and the cause."""
+        try:
+            yield
+        except OSError as exc:
+            where = f" ({exc.filename})" if exc.filename else ""
+            raise IndexWriteError(
+                f"cannot write the index in {self.index_dir}{where}: {exc.strerror or exc}. "
+                "Make the folder writable or free disk space, then build again; the index in "
+                "service is unchanged"
+            ) from None
+
     def write_build(
         self,
         manifest: dict[str, Any],
@@ -131,11 +166,23 @@ class IndexStore:
         sentence_vectors: np.ndarray,
     ) -> str:
         """Write a complete build and make it current. Call under `build_lock()`."""
+        with self._writing():
+            return self._write_build(manifest, documents, passages, passage_vectors,
+                                     sentence_vectors)
+
+    def _write_build(
+        self,
+        manifest: dict[str, Any],
+        documents: list[Document],
+        passages: list[Passage],
+        passage_vectors: np.ndarray,
+        sentence_vectors: np.ndarray,
+    ) -> str:
         import faiss
 
         build_id = manifest["build_id"]
         self.builds_dir.mkdir(parents=True, exist_ok=True)
-        self._remove_temporaries()
+        self.remove_temporaries()
         tmp = self.builds_dir / f".tmp-{build_id}"
         tmp.mkdir()
         try:
@@ -173,10 +220,13 @@ class IndexStore:
                 removed.append(path.name)
         return removed
 
-    def _remove_temporaries(self) -> None:
-        # Left by a build that was killed half-way; only reached under the build lock.
+    def remove_temporaries(self) -> None:
+        """Remove what a build killed half-way left: a build folder being written, a pointer
+        being replaced. Call under `build_lock()` only, so no live write is touched."""
         for path in self.builds_dir.glob(".tmp-*"):
             shutil.rmtree(path, ignore_errors=True)
+        for path in self.index_dir.glob(f".{self.pointer.name}.*.tmp"):
+            path.unlink(missing_ok=True)
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -187,35 +237,63 @@ class IndexStore:
                 f"no index has been built in {self.index_dir}: run `qa-service build` "
                 "(or POST /api/index/rebuild)"
             )
-        path = self.builds_dir / build_id / "manifest.json"
+        folder = self.builds_dir / build_id
+        path = folder / "manifest.json"
+        if not folder.is_dir():
+            raise IndexNotReady(
+                f"{self.pointer} names build {build_id}, but {folder} is "
+                f"{'not a folder' if folder.exists() else 'missing'}: {_REBUILD}"
+            )
         try:
             manifest = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise IndexNotReady(
-                f"{self.pointer} names build {build_id}, which is missing: "
-                "run `qa-service build` to make a new one"
-            ) from None
-        except json.JSONDecodeError as exc:
-            raise IndexFormatError(
-                f"{path} is not valid JSON ({exc}): run `qa-service build` to rebuild"
-            ) from None
+            raise IndexFormatError(f"{path} is missing: {_REBUILD}") from None
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise IndexFormatError(f"{path} cannot be read ({exc}): {_REBUILD}") from None
+        if not isinstance(manifest, dict):
+            raise IndexFormatError(f"{path} is not a manifest (not a JSON object): {_REBUILD}")
         return manifest
 
-    def load(self, expected_model: str) -> IndexData:
-        """Load the current build, refusing one of another format version or model."""
-        import faiss
+    def load(self, expected_model: str, build_id: str | None = None) -> IndexData:
+        """Load the current build (or `build_id`), refusing one of another format version or
+        model, one whose manifest lacks checksums, and one whose files do not match them.
 
-        build_id = self.current_build_id()
+        Every failure is an `IndexNotReady` (503) whose message names the file and says to
+        rebuild; nothing else escapes.
+        """
+        build_id = build_id or self.current_build_id()
         manifest = self.read_manifest(build_id)
         assert build_id is not None
         check_manifest(manifest, expected_model, self.index_dir)
         folder = self.builds_dir / build_id
-        for name, digest in manifest.get("files", {}).items():
-            if sha256_file(folder / name) != digest:
+        files = manifest.get("files")
+        if not isinstance(files, dict) or set(files) != set(_FILES):
+            raise IndexFormatError(
+                f"{folder / 'manifest.json'} does not list the checksums of its files "
+                f"({', '.join(_FILES)}), so the build cannot be checked: {_REBUILD}"
+            )
+        for name, digest in files.items():
+            try:
+                actual = sha256_file(folder / name)
+            except OSError as exc:
+                raise IndexFormatError(
+                    f"{folder / name} cannot be read ({exc.strerror}): {_REBUILD}"
+                ) from None
+            if actual != digest:
                 raise IndexFormatError(
                     f"{folder / name} does not match its manifest (damaged or edited): "
                     "run `qa-service build` to rebuild"
                 )
+        try:
+            return self._read_build(build_id, manifest, folder)
+        except IndexNotReady:
+            raise
+        except Exception as exc:  # checksums matched, yet unreadable: written by another tool
+            raise IndexFormatError(f"{folder} cannot be loaded ({exc!r}): {_REBUILD}") from None
+
+    def _read_build(self, build_id: str, manifest: dict[str, Any], folder: Path) -> IndexData:
+        import faiss
+
         documents = [
             _document_from_record(r) for r in _read_json(folder / "documents.json")
         ]
@@ -245,6 +323,39 @@ class IndexStore:
             faiss_index=faiss.read_index(str(folder / "dense.faiss")),
         )
 
+    def is_kept(self, build_id: str) -> bool:
+        return bool(_BUILD_ID.fullmatch(build_id)) and (self.builds_dir / build_id).is_dir()
+
+    def read_documents(self, build_id: str) -> tuple[dict[str, Document], dict[str, Any]]:
+        """The documents (cleaned texts) and manifest of a kept build, checked against it.
+
+        NotFound when the build is not on disk (pruned, or never existed)."""
+        if not self.is_kept(build_id):
+            raise NotFound(
+                f"index version {build_id!r} is not kept (only the newest QA_KEEP_BUILDS builds "
+                "are); fetch the source without ?version= and ask the question again to cite "
+                "the current text"
+            )
+        manifest = self.read_manifest(build_id)
+        path = self.builds_dir / build_id / "documents.json"
+        try:
+            if sha256_file(path) != manifest.get("files", {}).get("documents.json"):
+                raise IndexFormatError(f"{path} does not match its manifest: {_REBUILD}")
+            documents = {r["source"]: _document_from_record(r) for r in _read_json(path)}
+            return documents, manifest
+        except FileNotFoundError:  # pruned while being read
+            raise NotFound(f"index version {build_id!r} is no longer kept; fetch the source "
+                           "without ?version=") from None
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise IndexFormatError(f"{path} cannot be read ({exc}): {_REBUILD}") from None
+
+    def kept_builds(self) -> list[str]:
+        """Ids of the complete builds on disk."""
+        if not self.builds_dir.is_dir():
+            return []
+        return sorted(p.name for p in self.builds_dir.iterdir()
+                      if p.is_dir() and _BUILD_ID.fullmatch(p.name))
+
 
 def check_manifest(manifest: dict[str, Any], expected_model: str, where: Path) -> None:
     version = manifest.get("format_version")
@@ -253,7 +364,8 @@ def check_manifest(manifest: dict[str, Any], expected_model: str, where: Path) -
             f"the index in {where} has format version {version}, this service reads version "
             f"{FORMAT_VERSION}: run `qa-service build` to rebuild it"
         )
-    built_with = manifest.get("model", {}).get("name")
+    model = manifest.get("model")
+    built_with = model.get("name") if isinstance(model, dict) else None
     if built_with != expected_model:
         raise IndexFormatError(
             f"the index in {where} was built with model {built_with!r} but QA_MODEL is "

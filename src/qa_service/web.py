@@ -7,22 +7,35 @@ No retrieval logic lives here: routes parse and validate the request (pydantic),
 from __future__ import annotations
 
 import hmac
-import json
 import logging
-from typing import Any
 
 from flask import Blueprint, Flask, current_app, jsonify, render_template, request
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
 from . import chat_api
+from .bodies import printable, read_json
 from .config import LIMITS, Settings
 from .errors import BadRequest, QAError
 from .schemas import AnswerRequest, openapi_document
 from .service import QAService
 
 MAX_BODY_BYTES = LIMITS.body_bytes
+EXAMPLE_BODY = '{"question": "..."}'
 log = logging.getLogger(__name__)
+
+# The page loads its script and style from /static only: no inline code, no other origin.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+        "frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
 
 api = Blueprint("api", __name__)
 page = Blueprint("page", __name__)
@@ -47,7 +60,14 @@ def create_app(settings: Settings | None = None, service: QAService | None = Non
     app.register_error_handler(QAError, _qa_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected_error)
+    app.after_request(_security_headers)
     return app
+
+
+def _security_headers(response):
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
 
 
 def _service() -> QAService:
@@ -55,6 +75,7 @@ def _service() -> QAService:
 
 
 def _error(code: str, message: str, status: int):
+    message = printable(message)
     if chat_api.is_chat_path(request.path):  # the OpenAI-style routes keep OpenAI's shape
         return chat_api.error_response(chat_api.ChatError(status, message, code=code))
     response = jsonify({"error": {"code": code, "message": message}})
@@ -79,36 +100,17 @@ def _http_error(exc: HTTPException):
         413: f"the request body is over {MAX_BODY_BYTES // 1024} KiB; send a shorter question "
              "or less history",
     }.get(status, exc.description or exc.name)
-    return _error(_HTTP_CODES.get(status, "bad_request" if status < 500 else "internal_error"),
-                  message, status)
+    response = _error(_HTTP_CODES.get(status, "bad_request" if status < 500 else "internal_error"),
+                      message, status)
+    if status == 405 and getattr(exc, "valid_methods", None):
+        response.headers["Allow"] = ", ".join(sorted(exc.valid_methods))
+    return response
 
 
 def _unexpected_error(_exc: Exception):
     log.exception("unhandled error on %s %s", request.method, request.path)
     return _error("internal_error", "the service failed on this request; it has been logged",
                   500)
-
-
-def _json_body() -> Any:
-    raw = request.get_data(cache=False)  # raises 413 past MAX_CONTENT_LENGTH
-    if len(raw) > MAX_BODY_BYTES:
-        raise _TooLarge()
-    try:
-        return json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadRequest(
-            f"the body is not valid UTF-8 JSON ({exc}); send an object such as "
-            '{"question": "..."} with Content-Type: application/json'
-        ) from None
-
-
-class _TooLarge(QAError):
-    code = "too_large"
-    status = 413
-
-    def __init__(self) -> None:
-        super().__init__(f"the request body is over {MAX_BODY_BYTES // 1024} KiB; send a "
-                         "shorter question or less history")
 
 
 def _validation_message(exc: ValidationError) -> str:
@@ -126,7 +128,7 @@ def _validation_message(exc: ValidationError) -> str:
 
 @api.post("/api/answer")
 def answer():
-    body = _json_body()
+    body = read_json(EXAMPLE_BODY)
     if not isinstance(body, dict):
         raise BadRequest('the body must be a JSON object such as {"question": "..."}')
     try:
@@ -145,7 +147,8 @@ def sources():
 
 @api.get("/api/sources/<path:source>")
 def source(source: str):
-    return jsonify(_service().get_source(source))
+    version = request.args.get("version") or None
+    return jsonify(_service().get_source(source, version=version))
 
 
 @api.post("/api/index/rebuild")

@@ -268,7 +268,8 @@ def _citation(n: int, cand: Candidate, score: float, documents: dict) -> Citatio
     )
 
 
-_SOURCE_MARKER = re.compile(r"\s?\[\d+\]")
+# "[7]", "[ 7 ]", "[7, 8]", "[7–9]", "[7][8]": a source's footnote marks in any spelling.
+_SOURCE_MARKER = re.compile(r"\s?\[\s*\d+(?:\s*[-–,;]\s*\d+)*\s*\]")
 
 
 def _with_marker(sentence: str, n: int) -> str:
