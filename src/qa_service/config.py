@@ -28,6 +28,7 @@ class Limits:
     answer_chars: int = 5000  # of one earlier answer sent back in the history
     top_k: int = 20
     body_bytes: int = 64 * 1024
+    comment_chars: int = 2000  # of a feedback comment (POST /api/feedback)
 
     def as_dict(self) -> dict[str, int]:
         return dataclasses.asdict(self)

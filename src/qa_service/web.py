@@ -167,3 +167,42 @@ def openapi():
 @page.get("/")
 def index():
     return render_template("index.html", limits=LIMITS)
+
+
+# -- example questions for the page ------------------------------------------------------------
+
+EXAMPLE_COUNT = 3
+EXAMPLE_MIN_CONFIDENCE = 0.4  # the floor of the page's "medium" band (see static/app.js)
+
+
+def example_questions(service: QAService) -> list[str]:
+    """Questions the page offers as examples, built from what is indexed: one per source, the
+    largest sources first, each kept only when the service answers it from that very source
+    with at least medium confidence, so an example never leads to a refusal."""
+    examples: list[str] = []
+    for source in sorted(service.list_sources(), key=lambda s: -s["chunks"]):
+        title = source["title"].strip()
+        if not title or title == source["source"]:
+            continue
+        question = f"What does “{title}” say?"
+        if len(question) > LIMITS.question_chars:
+            continue
+        result = service.ask(question)
+        cited = {c["source"] for c in result["citations"]}
+        if (result["answerable"] and result["confidence"] >= EXAMPLE_MIN_CONFIDENCE
+                and cited == {source["source"]} and len(result["answer"]) > len(title) + 20):
+            examples.append(question)
+        if len(examples) == EXAMPLE_COUNT:
+            break
+    return examples
+
+
+@api.get("/api/examples")
+def examples():
+    # Computed once per index build: a rebuild may change what fits.
+    version = _service().health()["index"]["version"]
+    cache = current_app.extensions.setdefault("qa_examples", {})
+    if version not in cache:
+        cache.clear()
+        cache[version] = example_questions(_service())
+    return jsonify(cache[version])
