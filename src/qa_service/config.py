@@ -56,6 +56,8 @@ SETTINGS_TABLE: tuple[tuple[str, str, type, Any, str], ...] = (
     ("host", "QA_HOST", str, "127.0.0.1", "address `qa-service serve` listens on"),
     ("port", "QA_PORT", int, 8000, "port `qa-service serve` listens on"),
     ("threads", "QA_THREADS", int, 8, "worker threads of the WSGI server"),
+    ("data_dir", "QA_DATA_DIR", Path, Path("data"),
+     "folder of the page's feedback database (SQLite); never served over HTTP"),
 )
 
 
@@ -74,6 +76,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     threads: int = 8
+    data_dir: Path = Path("data")
 
     def __post_init__(self) -> None:
         positive = ("chunk_sentences", "chunk_max_chars", "top_k", "keep_builds", "threads")
