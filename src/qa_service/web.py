@@ -17,7 +17,8 @@ from werkzeug.exceptions import HTTPException
 
 from .config import LIMITS, Settings
 from .errors import BadRequest, QAError
-from .schemas import AnswerRequest, openapi_document
+from .feedback import FeedbackStore
+from .schemas import AnswerRequest, FeedbackRequest, openapi_document
 from .service import QAService
 
 MAX_BODY_BYTES = LIMITS.body_bytes
@@ -206,3 +207,36 @@ def examples():
         cache.clear()
         cache[version] = example_questions(_service())
     return jsonify(cache[version])
+
+
+# -- feedback from the page --------------------------------------------------------------------
+
+def _feedback_store() -> FeedbackStore:
+    # Created on first use, so an app that never receives feedback never makes a data folder.
+    store = current_app.extensions.get("qa_feedback")
+    if store is None:
+        store = FeedbackStore(current_app.extensions["qa_settings"].data_dir)
+        current_app.extensions["qa_feedback"] = store
+    return store
+
+
+@api.post("/api/feedback")
+def feedback():
+    body = _json_body()
+    if not isinstance(body, dict):
+        raise BadRequest('the body must be a JSON object such as {"verdict": "up", ...}')
+    try:
+        req = FeedbackRequest.model_validate(body)
+    except ValidationError as exc:
+        parts = []
+        for err in exc.errors(include_url=False):
+            where = ".".join(str(p) for p in err["loc"]) or "body"
+            text = err["msg"]
+            if err["type"] == "extra_forbidden":
+                text = f"unknown field; allowed: {', '.join(FeedbackRequest.model_fields)}"
+            parts.append(f"{where}: {text}")
+        raise BadRequest("; ".join(parts)) from None
+    stored = _feedback_store().add(req.model_dump())
+    response = jsonify({"id": stored.id, "created_at": stored.created_at})
+    response.status_code = 201
+    return response
