@@ -449,3 +449,22 @@ def test_axe_finds_nothing(open_page, artifacts, size):
         assert _axe(page) == [], f"open citation, {scheme}"
         if scheme == "light":
             page.screenshot(path=str(artifacts / f"page-{size}-citation.png"), full_page=True)
+
+
+def test_feedback_from_the_page_is_stored(page, data_dir):
+    from qa_service.feedback import FeedbackStore
+
+    _ask(page, "Who said China's share of Russian defense exports was close to 15 percent?")
+    turn = _ask(page, "Which news agency did he speak to?")
+    turn.locator(".thumb.down").click()
+    assert turn.locator(".thumb.down").get_attribute("aria-pressed") == "true"
+    turn.locator(".feedback-form textarea").fill("The agency is right but the quote is long.")
+    turn.locator(".feedback-form button[type=submit]").click()
+    turn.locator(".action-status", has_text="recorded").wait_for()
+    stored = [f for f in FeedbackStore(data_dir).all()
+              if f.question == "Which news agency did he speak to?"]
+    assert len(stored) == 1
+    [row] = stored
+    assert row.verdict == "down" and row.comment == "The agency is right but the quote is long."
+    assert row.history[0]["question"].startswith("Who said China's share")
+    assert row.citations and row.citations[0]["source"] == KASHIN and row.index_version
