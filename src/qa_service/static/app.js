@@ -6,7 +6,7 @@
 const LIMITS = JSON.parse(document.body.dataset.limits);
 const STORE_KEY = "qa-service.conversations.v1";
 const CURRENT_KEY = "qa-service.current.v1";
-const MAX_SAVED = 30;  // conversations kept in the browser; the oldest go first
+const MAX_SAVED = 20;  // conversations kept in the browser (a few MB at most); the oldest go first
 const COUNTER_FROM = 0.8;  // the character counter shows from this share of the limit
 
 // Confidence bands, read off the answer model's held-out reliability table (README, Quality):
@@ -225,12 +225,12 @@ function renderAnswer(li, turn, index) {
       el("button", { type: "button", class: "link search-all",
                      onclick: () => ask(turn.question, { allSources: true }) }, "Search all sources")));
   }
-  bubble.append(answerActions(turn));
+  bubble.append(answerActions(turn, index));
   bubble.append(el("div", { class: "cite-slot" }));
   li.append(bubble);
 }
 
-function answerActions(turn) {
+function answerActions(turn, index) {
   const status = el("span", { class: "action-status", role: "status" });
   const copy = el("button", { type: "button", class: "link copy", onclick: async () => {
     const ok = await copyRich(answerMarkdown(turn), answerHtml(turn));
@@ -239,10 +239,10 @@ function answerActions(turn) {
   const link = el("a", { class: "share", href: shareUrl(turn),
                          title: "A link that opens the page and asks this question (with the same sources ticked)" },
     "Link to this question");
-  return el("div", { class: "answer-actions" }, copy, link, feedbackControls(turn, status), status);
+  return el("div", { class: "answer-actions" }, copy, link, feedbackControls(turn, index, status), status);
 }
 
-function feedbackControls(turn, status) {
+function feedbackControls(turn, index, status) {
   const box = el("div", { class: "feedback" });
   const form = el("form", { class: "feedback-form", hidden: true });
   const comment = el("textarea", { rows: "2", maxlength: String(LIMITS.comment_chars) });
@@ -265,7 +265,7 @@ function feedbackControls(turn, status) {
     event.preventDefault();
     const r = turn.result;
     const body = {
-      question: turn.question, history: turn.history || [], answer: r.answer,
+      question: turn.question, history: historyOf({ turns: state.conv.turns.slice(0, index) }), answer: r.answer,
       short_answer: r.short_answer, answerable: r.answerable, confidence: r.confidence,
       citations: r.citations.map((c) => ({ n: c.n, source: c.source, title: c.title,
                                            quote: c.quote, start: c.start, end: c.end })),
@@ -604,7 +604,7 @@ async function ask(question, options = {}) {
   }
   // A reply to a conversation that is no longer on screen is dropped, never added to another.
   if (generation !== state.generation || conv !== state.conv) return;
-  const turn = { question, searched, history, result };
+  const turn = { question, searched, result };
   conv.turns.push(turn);
   li.classList.remove("pending");
   bubble.remove();
