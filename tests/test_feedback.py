@@ -220,3 +220,33 @@ def test_feedback_survives_a_server_restart(built_fake, tmp_path: Path, monkeypa
     assert result.exit_code == 0, result.output
     assert "2 verdicts written" in result.output
     assert len(list(csv.DictReader((tmp_path / "f.csv").open(encoding="utf-8")))) == 2
+
+
+# -- whatever a client sends, the answer is JSON: 201 or a 400 that says why --------------------
+
+def _fuzz_bodies():
+    from hypothesis import strategies as st
+
+    values = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20)
+    good = _record()
+    return st.dictionaries(
+        st.sampled_from([*good, "extra"]),
+        values | st.sampled_from([v for v in good.values() if v is not None]),
+        max_size=len(good) + 1,
+    ).map(lambda changes: {**good, **changes}) | values
+
+
+def test_any_feedback_body_gets_json_and_never_a_5xx(feedback_app):
+    from hypothesis import HealthCheck, given, settings
+
+    client = feedback_app.test_client()
+
+    @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(body=_fuzz_bodies())
+    def check(body):
+        response = client.post("/api/feedback", data=json.dumps(body),
+                               content_type="application/json")
+        assert response.status_code in (201, 400), response.get_data(as_text=True)
+        assert response.is_json
+
+    check()
