@@ -383,7 +383,7 @@ def test_phone_citation_in_place_targets_examples_and_layout(open_page, artifact
     marker_y = marker.bounding_box()["y"]
     view_y = view.bounding_box()["y"]
     assert 0 < view_y - marker_y < 400  # under the answer, not at the bottom of the page
-    page.screenshot(path=str(artifacts / "page-phone-citation.png"), full_page=True)
+    page.screenshot(path=str(artifacts / "page-phone-tapped-marker.png"), full_page=True)
     page.keyboard.press("Escape")
     assert view.count() == 0
     assert page.evaluate("document.activeElement.classList.contains('marker')")

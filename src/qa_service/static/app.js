@@ -693,7 +693,7 @@ async function loadExamples() {
     list.append(el("li", {}, el("button", { type: "button", class: "link example",
       onclick: () => { $("question").value = ""; updateCounter(); showMessage(""); ask(question); } }, question)));
   }
-  list.hidden = examples.length === 0;
+  $("examples-box").hidden = examples.length === 0;
 }
 
 // ---- start ------------------------------------------------------------------------------------
