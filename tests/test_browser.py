@@ -341,6 +341,12 @@ def test_confidence_in_words_and_only_specific_values_as_facts(page):
         status=200, content_type="application/json", body=json.dumps(vague)))
     turn = _ask(page, "How many fighters?")
     assert turn.locator("[data-testid=short-answer]").count() == 0
+    for words in ("Several", "hundreds of", "Many"):
+        vague["short_answer"] = words
+        assert _ask(page, "How many?").locator("[data-testid=short-answer]").count() == 0
+    vague["short_answer"] = "12 fighters"
+    assert _ask(page, "How many?").locator("[data-testid=short-answer]").inner_text() == "12 fighters"
+    vague["short_answer"] = "several"
     confidence = turn.locator(".confidence")
     assert confidence.inner_text() == "High confidence"
     assert "0.99" in confidence.get_attribute("title")

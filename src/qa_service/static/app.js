@@ -88,12 +88,15 @@ function confidenceBand(confidence) {
   return BANDS.find(([floor]) => confidence >= floor)[1];
 }
 
-// A short answer stands out as a fact only when it is a specific value: it holds a digit (a
-// date, number, amount, designation) or a capitalised word (a name or place). "several" or
-// "many" hold neither and stay in the sentence.
+// A short answer stands out as a fact only when it is a specific value: once words of vague
+// quantity are set aside (general English, not words of our documents), it still holds a digit
+// (a date, number, amount, designation) or a capitalised word (a name or place). "several",
+// "Many" or "hundreds of" stay in the sentence.
+const VAGUE = /\b(?:several|many|some|few|numerous|various|multiple|dozens|hundreds|thousands|millions|billions|most|all|both|lots?|a number|a lot|of|a)\b/giu;
 function isSpecific(shortAnswer) {
   if (!shortAnswer) return false;
-  return /\d/.test(shortAnswer) || /(^|[\s(-])\p{Lu}/u.test(shortAnswer);
+  const rest = shortAnswer.replace(VAGUE, " ").trim();
+  return /\d/.test(rest) || /(^|[\s(-])\p{Lu}/u.test(rest);
 }
 
 function scopeText(searched) {
