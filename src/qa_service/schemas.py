@@ -10,7 +10,6 @@ from pydantic import (
     ConfigDict,
     Field,
     StrictBool,
-    StrictFloat,
     StrictInt,
     StrictStr,
     StringConstraints,
@@ -98,39 +97,6 @@ class Health(BaseModel):
     index: IndexInfo
 
 
-class FeedbackCitation(BaseModel):
-    # The page sends its citations back; only what identifies the quote is kept.
-    model_config = ConfigDict(extra="ignore", strict=True)
-    n: StrictInt = Field(ge=1, le=LIMITS.top_k)
-    source: StrictStr = Field(min_length=1, max_length=1000)
-    title: StrictStr = Field(default="", max_length=1000)
-    quote: StrictStr = Field(max_length=LIMITS.answer_chars)
-    start: StrictInt = Field(ge=0)
-    end: StrictInt = Field(ge=0)
-
-
-class FeedbackRequest(BaseModel):
-    """A reader's verdict on one answer, with what was asked and answered."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
-    verdict: Literal["up", "down"]
-    comment: StrictStr = Field(default="", max_length=LIMITS.comment_chars)
-    question: Question
-    history: list[Turn] = Field(default_factory=list, max_length=LIMITS.history_turns)
-    answer: StrictStr = Field(min_length=1, max_length=LIMITS.answer_chars)
-    short_answer: StrictStr | None = Field(default=None, max_length=LIMITS.answer_chars)
-    answerable: StrictBool
-    confidence: StrictFloat | StrictInt | None = Field(default=None, ge=0, le=1)
-    citations: list[FeedbackCitation] = Field(default_factory=list, max_length=LIMITS.top_k)
-    sources: list[StrictStr] | None = Field(default=None, description="source ids searched; null: all")
-    index_version: StrictStr = Field(min_length=1, max_length=200)
-
-
-class FeedbackStored(BaseModel):
-    id: int
-    created_at: str
-
-
 class ErrorBody(BaseModel):
     code: str
     message: str
@@ -140,8 +106,7 @@ class Error(BaseModel):
     error: ErrorBody
 
 
-_MODELS = (AnswerRequest, AnswerResponse, Source, SourceDetail, RebuildReport, Health, Error,
-           FeedbackRequest, FeedbackStored)
+_MODELS = (AnswerRequest, AnswerResponse, Source, SourceDetail, RebuildReport, Health, Error)
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -232,3 +197,41 @@ def openapi_document() -> dict[str, Any]:
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
     }
+
+
+# -- feedback from the chat page (POST /api/feedback) -------------------------------------------
+
+class FeedbackCitation(BaseModel):
+    # The page sends its citations back; only what identifies the quote is kept.
+    model_config = ConfigDict(extra="ignore", strict=True)
+    n: StrictInt = Field(ge=1, le=LIMITS.top_k)
+    source: StrictStr = Field(min_length=1, max_length=1000)
+    title: StrictStr = Field(default="", max_length=1000)
+    quote: StrictStr = Field(max_length=LIMITS.answer_chars)
+    start: StrictInt = Field(ge=0)
+    end: StrictInt = Field(ge=0)
+
+
+class FeedbackRequest(BaseModel):
+    """A reader's verdict on one answer, with what was asked and answered."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    verdict: Literal["up", "down"]
+    comment: StrictStr = Field(default="", max_length=LIMITS.comment_chars)
+    question: Question
+    history: list[Turn] = Field(default_factory=list, max_length=LIMITS.history_turns)
+    answer: StrictStr = Field(min_length=1, max_length=LIMITS.answer_chars)
+    short_answer: StrictStr | None = Field(default=None, max_length=LIMITS.answer_chars)
+    answerable: StrictBool
+    confidence: float | None = Field(default=None, ge=0, le=1)  # strict: int or float
+    citations: list[FeedbackCitation] = Field(default_factory=list, max_length=LIMITS.top_k)
+    sources: list[StrictStr] | None = Field(default=None, description="source ids searched; null: all")
+    index_version: StrictStr = Field(min_length=1, max_length=200)
+
+
+class FeedbackStored(BaseModel):
+    id: int
+    created_at: str
+
+
+_MODELS = (*_MODELS, FeedbackRequest, FeedbackStored)
