@@ -393,7 +393,9 @@ function loadSaved() {
   }
 }
 
-function writeSaved(list) {
+function writeSaved(all) {
+  // A conversation without a question is kept only while it is on screen (for its filter).
+  const list = all.filter((c) => c.turns.length || (state.conv && c.id === state.conv.id));
   list.sort((a, b) => b.updated.localeCompare(a.updated));
   for (;;) {
     try {
@@ -737,7 +739,8 @@ async function init() {
     box.value = shared;
     submitQuestion();
   } else {
-    const current = localStorage.getItem(CURRENT_KEY);
+    let current = null;
+    try { current = localStorage.getItem(CURRENT_KEY); } catch (err) { /* storage off */ }
     const saved = loadSaved().find((c) => c.id === current);
     startConversation(saved || newConversationRecord());
   }
