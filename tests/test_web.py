@@ -238,3 +238,13 @@ def test_examples_over_other_sources_name_those(built_fake):
 
     # The tiny sources of conftest: nothing of the project's documents leaks into the examples.
     assert example_questions(built_fake) == ["What does “Alpha Report” say?"]
+
+
+def test_page_is_ready_for_a_strict_content_security_policy(client):
+    # No inline script, style or handler: everything comes from static/*.js and static/*.css.
+    html = client.get("/").get_data(as_text=True)
+    assert re.findall(r"<script\b[^>]*>", html) == ['<script src="/static/app.js">']
+    assert "<style" not in html and " style=" not in html and "javascript:" not in html
+    assert not re.search(r"\son[a-z]+=", html)
+    script = client.get("/static/app.js").get_data(as_text=True)
+    assert "innerHTML" not in script and ".style." not in script and "eval(" not in script
