@@ -196,8 +196,11 @@ def test_a_reply_after_new_conversation_is_dropped(page):
     page.fill("#question", ENGINES)
     page.press("#question", "Enter")
     page.wait_for_function("document.querySelector('.turn .a.busy') !== null")
-    while not held:
+    for _ in range(500):
+        if held:
+            break
         page.wait_for_timeout(20)
+    assert held, "the question never reached the network"
     page.click("#new-chat")
     try:  # the page aborted the request; answering it anyway must change nothing
         held[0].fulfill(status=200, content_type="application/json", body=json.dumps({
