@@ -28,15 +28,25 @@ index: install
 serve: index
 	$(BIN)/qa-service serve
 
+# axe-core for the page's accessibility tests, from the npm registry (never a CDN), pinned.
+AXE_CORE := axe-core@4.10.3
+AXE_JS := tests/.node/node_modules/axe-core/axe.min.js
+
 $(VENV)/.test-installed: $(VENV)/.installed pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
-	@if [ ! -x /usr/bin/chromium ]; then \
-		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
-		else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; fi; \
+	@missing=""; [ -x /usr/bin/chromium ] || missing="chromium"; \
+	command -v npm >/dev/null || missing="$$missing npm"; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+		else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi; \
 	fi
 	touch $@
 
-test-deps: $(VENV)/.test-installed
+$(AXE_JS): Makefile
+	npm install --no-save --no-audit --no-fund --prefix tests/.node $(AXE_CORE)
+	touch $@
+
+test-deps: $(VENV)/.test-installed $(AXE_JS)
 
 test: test-deps
 	$(BIN)/ruff check src tests bench
@@ -70,7 +80,7 @@ lint: test-deps
 	$(BIN)/ruff check src tests bench
 
 clean:
-	rm -rf $(VENV) $(PEERS) index/builds index/CURRENT test-artifacts
+	rm -rf $(VENV) $(PEERS) index/builds index/CURRENT test-artifacts tests/.node
 
 # The answer model: fitted on the gold sets in training/ over the shipped sources plus the SQuAD
 # article of ../shared/eval/external (converted by `qa-service squad`), in an index of its own.

@@ -218,7 +218,26 @@ def test_page_gets_the_request_limits_from_the_one_definition(client):
     html = client.get("/").get_data(as_text=True)
     found = re.search(r"data-limits='([^']*)'", html)
     assert found and json.loads(unescape(found.group(1))) == LIMITS.as_dict()
-    assert f'maxlength="{LIMITS.question_chars}"' in html
+    # No maxlength on the question box: it cut pasted text silently; the page says what is over.
+    assert 'id="question"' in html and "maxlength" not in html.split('id="question"')[1].split(">")[0]
+
+
+def test_examples_come_from_the_index_and_are_answered(client):
+    examples = client.get("/api/examples").get_json()
+    titles = {s["title"]: s["source"] for s in client.get("/api/sources").get_json()}
+    assert 1 <= len(examples) <= 3
+    for question in examples:
+        [title] = [t for t in titles if f"“{t}”" in question]
+        answer = client.post("/api/answer", json={"question": question}).get_json()
+        assert answer["answerable"] and answer["confidence"] >= 0.4
+        assert {c["source"] for c in answer["citations"]} == {titles[title]}
+
+
+def test_examples_over_other_sources_name_those(built_fake):
+    from qa_service.web import example_questions
+
+    # The tiny sources of conftest: nothing of the project's documents leaks into the examples.
+    assert example_questions(built_fake) == ["What does “Alpha Report” say?"]
 
 
 def test_a_link_to_a_file_outside_the_sources_is_never_published(fake_settings):
@@ -275,6 +294,7 @@ def test_the_page_works_under_the_strict_csp(client):
     script = client.get("/static/app.js").get_data(as_text=True)
     assert not re.search(r"\.style\b|setAttribute\(\s*[\"']style|cssText|eval\(|new Function",
                          script)
+    assert "innerHTML" not in script and "javascript:" not in html
 
 
 def test_healthz_says_degraded_while_the_last_good_index_serves(admin_app):

@@ -418,3 +418,30 @@ def squad_command(squad_json: Path, into: Path, gold_out: Path) -> None:
     gold_out.write_text("".join(json.dumps(i) + "\n" for i in items), encoding="utf-8")
     unanswerable = sum(1 for i in items if i.get("answerable") is False)
     click.echo(f"{into / source}: {len(items)} questions ({unanswerable} unanswerable) in {gold_out}")
+
+
+@main.group(cls=_Group)
+def feedback() -> None:
+    """Readers' verdicts on answers, recorded by the chat page under QA_DATA_DIR."""
+
+
+@feedback.command(name="export")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl",
+              show_default=True,
+              help="jsonl: the gold format of shared/eval plus the verdict fields; csv: a table")
+@click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="data folder [QA_DATA_DIR]")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="write to this file instead of standard output")
+def feedback_export(fmt: str, data_dir: Path | None, out: Path | None) -> None:
+    """Print every verdict, oldest first, for review (e.g. to become gold questions)."""
+    from .feedback import FeedbackStore
+
+    settings = _settings(data_dir=data_dir)
+    store = FeedbackStore(settings.data_dir)
+    text = store.export(fmt)
+    if out is None:
+        click.echo(text, nl=False)
+    else:
+        out.write_text(text, encoding="utf-8")
+        click.echo(f"{len(store.all())} verdicts written to {out}", err=True)

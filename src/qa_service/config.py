@@ -28,6 +28,7 @@ class Limits:
     answer_chars: int = 5000  # of one earlier answer sent back in the history
     top_k: int = 20
     body_bytes: int = 64 * 1024
+    comment_chars: int = 2000  # of a feedback comment (POST /api/feedback)
 
     def as_dict(self) -> dict[str, int]:
         return dataclasses.asdict(self)
@@ -65,6 +66,8 @@ SETTINGS_TABLE: tuple[tuple[str, str, type, Any, str], ...] = (
      "open client connections the server accepts at once; more wait in the listen queue"),
     ("channel_timeout", "QA_CHANNEL_TIMEOUT", int, 20,
      "seconds a client connection may stay idle or half-sent before it is closed"),
+    ("data_dir", "QA_DATA_DIR", Path, Path("data"),
+     "folder of the page's feedback database (SQLite); never served over HTTP"),
 )
 
 
@@ -87,6 +90,7 @@ class Settings:
     max_source_mb: int = 50
     connection_limit: int = 1000
     channel_timeout: int = 20
+    data_dir: Path = Path("data")
 
     @property
     def max_source_bytes(self) -> int:

@@ -311,6 +311,19 @@ def openapi_document() -> dict[str, Any]:
                 "responses": {"200": _json(_ref("RebuildReport"), "what the build did"),
                               **_errors(401, 403, 409, 422, 503)},
             }},
+            "/api/feedback": {"post": {
+                "summary": "Record a reader's verdict (up or down, optional comment) on an answer",
+                "requestBody": {"required": True, "content": {
+                    "application/json": {"schema": _ref("FeedbackRequest")}}},
+                "responses": {"201": _json(_ref("FeedbackStored"), "stored"),
+                              **_errors(400, 413)},
+            }},
+            "/api/examples": {"get": {
+                "summary": "Example questions for the page, built from the indexed sources",
+                "responses": {"200": _json({"type": "array", "items": {"type": "string"}},
+                                           "questions the service answers from the index"),
+                              **_errors(503)},
+            }},
             "/healthz": {"get": {
                 "summary": "Service and index status",
                 "responses": {"200": _json(_ref("Health"), "ready"), **_errors(503)},
@@ -357,3 +370,41 @@ def openapi_document() -> dict[str, Any]:
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
     }
+
+
+# -- feedback from the chat page (POST /api/feedback) -------------------------------------------
+
+class FeedbackCitation(BaseModel):
+    # The page sends its citations back; only what identifies the quote is kept.
+    model_config = ConfigDict(extra="ignore", strict=True)
+    n: StrictInt = Field(ge=1, le=LIMITS.top_k)
+    source: StrictStr = Field(min_length=1, max_length=1000)
+    title: StrictStr = Field(default="", max_length=1000)
+    quote: StrictStr = Field(max_length=LIMITS.answer_chars)
+    start: StrictInt = Field(ge=0)
+    end: StrictInt = Field(ge=0)
+
+
+class FeedbackRequest(BaseModel):
+    """A reader's verdict on one answer, with what was asked and answered."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    verdict: Literal["up", "down"]
+    comment: StrictStr = Field(default="", max_length=LIMITS.comment_chars)
+    question: Question
+    history: list[Turn] = Field(default_factory=list, max_length=LIMITS.history_turns)
+    answer: StrictStr = Field(min_length=1, max_length=LIMITS.answer_chars)
+    short_answer: StrictStr | None = Field(default=None, max_length=LIMITS.answer_chars)
+    answerable: StrictBool
+    confidence: float | None = Field(default=None, ge=0, le=1)  # strict: int or float
+    citations: list[FeedbackCitation] = Field(default_factory=list, max_length=LIMITS.top_k)
+    sources: list[StrictStr] | None = Field(default=None, description="source ids searched; null: all")
+    index_version: StrictStr = Field(min_length=1, max_length=200)
+
+
+class FeedbackStored(BaseModel):
+    id: int
+    created_at: str
+
+
+_MODELS = (*_MODELS, FeedbackRequest, FeedbackStored)

@@ -17,7 +17,8 @@ from . import chat_api
 from .bodies import printable, read_json
 from .config import LIMITS, Settings
 from .errors import BadRequest, QAError
-from .schemas import AnswerRequest, openapi_document
+from .feedback import FeedbackStore
+from .schemas import AnswerRequest, FeedbackRequest, openapi_document
 from .service import QAService
 
 MAX_BODY_BYTES = LIMITS.body_bytes
@@ -177,3 +178,75 @@ def openapi():
 @page.get("/")
 def index():
     return render_template("index.html", limits=LIMITS)
+
+
+# -- example questions for the page ------------------------------------------------------------
+
+EXAMPLE_COUNT = 3
+EXAMPLE_MIN_CONFIDENCE = 0.4  # the floor of the page's "medium" band (see static/app.js)
+
+
+def example_questions(service: QAService) -> list[str]:
+    """Questions the page offers as examples, built from what is indexed: one per source, the
+    largest sources first, each kept only when the service answers it from that very source
+    with at least medium confidence, so an example never leads to a refusal."""
+    examples: list[str] = []
+    for source in sorted(service.list_sources(), key=lambda s: -s["chunks"]):
+        title = source["title"].strip()
+        if not title or title == source["source"]:
+            continue
+        question = f"What does “{title}” say?"
+        if len(question) > LIMITS.question_chars:
+            continue
+        result = service.ask(question)
+        cited = {c["source"] for c in result["citations"]}
+        if (result["answerable"] and result["confidence"] >= EXAMPLE_MIN_CONFIDENCE
+                and cited == {source["source"]} and len(result["answer"]) > len(title) + 20):
+            examples.append(question)
+        if len(examples) == EXAMPLE_COUNT:
+            break
+    return examples
+
+
+@api.get("/api/examples")
+def examples():
+    # Computed once per index build: a rebuild may change what fits.
+    version = _service().health()["index"]["version"]
+    cache = current_app.extensions.setdefault("qa_examples", {})
+    if version not in cache:
+        cache.clear()
+        cache[version] = example_questions(_service())
+    return jsonify(cache[version])
+
+
+# -- feedback from the page --------------------------------------------------------------------
+
+def _feedback_store() -> FeedbackStore:
+    # Created on first use, so an app that never receives feedback never makes a data folder.
+    store = current_app.extensions.get("qa_feedback")
+    if store is None:
+        store = FeedbackStore(current_app.extensions["qa_settings"].data_dir)
+        current_app.extensions["qa_feedback"] = store
+    return store
+
+
+@api.post("/api/feedback")
+def feedback():
+    body = read_json('{"question": "...", "answer": "...", "verdict": "up"}')
+    if not isinstance(body, dict):
+        raise BadRequest('the body must be a JSON object such as {"verdict": "up", ...}')
+    try:
+        req = FeedbackRequest.model_validate(body)
+    except ValidationError as exc:
+        parts = []
+        for err in exc.errors(include_url=False):
+            where = ".".join(str(p) for p in err["loc"]) or "body"
+            text = err["msg"]
+            if err["type"] == "extra_forbidden":
+                text = f"unknown field; allowed: {', '.join(FeedbackRequest.model_fields)}"
+            parts.append(f"{where}: {text}")
+        raise BadRequest("; ".join(parts)) from None
+    stored = _feedback_store().add(req.model_dump())
+    response = jsonify({"id": stored.id, "created_at": stored.created_at})
+    response.status_code = 201
+    return response
