@@ -3,9 +3,11 @@ and the real service (the packaged model, a real FAISS index of the project's so
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -99,14 +101,22 @@ def built_fake(fake_service: QAService) -> QAService:
     return fake_service
 
 
-@pytest.fixture(scope="session")
-def live_server(real_service: QAService):
-    """A real waitress server on 127.0.0.1 (a free port) serving the real index."""
+@contextlib.contextmanager
+def serving(app) -> Iterator[str]:
+    """`app` served by a real waitress server on 127.0.0.1 (a free port); yields its URL."""
     import waitress
 
-    server = waitress.create_server(create_app(real_service.settings, real_service),
-                                    host="127.0.0.1", port=0, threads=4)
+    server = waitress.create_server(app, host="127.0.0.1", port=0, threads=4)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.effective_port}"
-    server.close()
+    try:
+        yield f"http://127.0.0.1:{server.effective_port}"
+    finally:
+        server.close()
+
+
+@pytest.fixture(scope="session")
+def live_server(real_service: QAService):
+    """A real server serving the real index."""
+    with serving(create_app(real_service.settings, real_service)) as url:
+        yield url

@@ -59,3 +59,11 @@ def test_the_top_level_is_the_product_card():
     assert (ROOT / "index" / "README.md").is_file()
     assert "/index/*" in (ROOT / ".gitignore").read_text() and "!/index/README.md" in (
         ROOT / ".gitignore").read_text()
+
+
+def test_every_setting_is_in_the_readme():
+    from qa_service.config import SETTINGS_TABLE
+
+    settings = README.split("\n## Settings\n", 1)[1].split("\n## ", 1)[0]
+    missing = [env for _, env, _, _, _ in SETTINGS_TABLE if f"`{env}`" not in settings]
+    assert not missing
