@@ -32,6 +32,7 @@ def test_environment_then_flags():
         ({"QA_CHUNK_OVERLAP": "9"}, "chunk_overlap must be between 0"),
         ({"QA_INDEX_DIR": " "}, "QA_INDEX_DIR is set but empty"),
         ({"QA_PORT": "70000"}, "port must be 1-65535"),
+        ({"QA_WORKERS": "-1"}, "QA_WORKERS .* must be 0 .one per core. or more"),
         ({"QA_MAX_SOURCE_MB": "0"}, "max_source_mb must be at least 1"),
         ({"QA_CHANNEL_TIMEOUT": "0"}, "channel_timeout must be at least 1"),
     ],

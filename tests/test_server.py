@@ -4,7 +4,9 @@ bounded schemathesis run: no 5xx, every response valid against /openapi.json."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -140,3 +142,83 @@ def test_schemathesis_finds_no_5xx_and_no_response_off_the_schema(live, tmp_path
     )
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
     assert "0 generated" not in done.stdout
+
+
+def _children(pid: int) -> set[int]:
+    return {int(c) for task in Path(f"/proc/{pid}/task").iterdir()
+            for c in (task / "children").read_text().split()}
+
+
+def _until(check, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            found = check()
+        except OSError:
+            found = None
+        if found:
+            return found
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _get(url: str, body: dict | None = None) -> int:
+    import urllib.request
+
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as response:
+        return response.status
+
+
+@pytest.mark.slow
+def test_workers_share_one_port_are_restarted_and_stop_together(real_index, tmp_path):
+    port = _free_port()
+    env = {**os.environ, "QA_INDEX_DIR": str(real_index.index_dir), "HF_HUB_OFFLINE": "1",
+           "QA_SOURCES_DIR": str(real_index.sources_dir), "QA_PORT": str(port),
+           "QA_WORKERS": "2", "QA_THREADS": "2"}
+    base = f"http://127.0.0.1:{port}"
+    with (tmp_path / "serve.log").open("w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "qa_service", "serve"], env=env,
+                                stdout=log, stderr=subprocess.STDOUT)
+    try:
+        _until(lambda: _get(f"{base}/healthz") == 200, 180, "the workers to serve")
+        first = _children(proc.pid)
+        assert len(first) == 2
+        question = {"question": "What did the 1996 license contract cover?"}
+        assert all(_get(f"{base}/api/answer", question) == 200 for _ in range(6))
+        victim = min(first)
+        os.kill(victim, signal.SIGKILL)
+        second = _until(lambda: (c := _children(proc.pid)) and len(c) == 2 and victim not in c
+                        and c, 120, "a new worker")
+        _until(lambda: all(_get(f"{base}/api/answer", question) == 200 for _ in range(4)), 120,
+               "answers after the restart")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=60)
+    output = (tmp_path / "serve.log").read_text()
+    assert code == 0, output
+    assert "2 worker process(es)" in output and f"worker {victim} ended" in output
+    assert not [pid for pid in first | second if Path(f"/proc/{pid}").exists()]
+
+
+def test_workers_that_cannot_start_stop_the_server_instead_of_looping(tmp_path):
+    script = f"""
+import sys
+from qa_service.config import Settings
+from qa_service.server import ServerError, serve
+
+def broken():
+    raise RuntimeError("no model here")
+
+try:
+    serve(Settings(port={_free_port()}, workers=2), broken)
+except ServerError as exc:
+    print("stopped:", exc.message)
+    sys.exit(3)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert "workers in a row ended within" in done.stdout
+    assert "no model here" in done.stderr  # each worker's failure is logged

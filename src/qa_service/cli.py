@@ -241,7 +241,8 @@ def _download(url: str, folder: Path) -> tuple[Path, str]:
 @main.command()
 @click.option("--host", help="address to listen on [QA_HOST]")
 @click.option("--port", type=int, help="port [QA_PORT]")
-@click.option("--threads", type=int, help="worker threads [QA_THREADS]")
+@click.option("--threads", type=int, help="threads per worker process [QA_THREADS]")
+@click.option("--workers", type=int, help="worker processes; 0: one per core [QA_WORKERS]")
 @click.option("--dev", is_flag=True, help="Flask's development server instead of waitress")
 @_sources_opt
 @_index_opt
@@ -251,11 +252,11 @@ def serve(dev: bool, **flags: Any) -> None:
     from .web import create_app
 
     settings = _settings(**flags)
-    service = _service(settings)
-    service.warm_up()
-    app = create_app(settings, service)
-    click.echo(f"serving on http://{settings.host}:{settings.port}/", err=True)
     if dev:
+        service = _service(settings)
+        service.warm_up()
+        app = create_app(settings, service)
+        click.echo(f"serving on http://{settings.host}:{settings.port}/ (development)", err=True)
         from werkzeug.serving import run_simple
 
         # Not app.run(): it turns Werkzeug's debugger (a Python console in the browser) on
@@ -266,16 +267,25 @@ def serve(dev: bool, **flags: Any) -> None:
         return
     import logging
 
-    from .server import make_server
+    from .server import serve as serve_workers
+    from .server import worker_count
 
     logging.basicConfig(level=logging.INFO)  # waitress's and the service's warnings reach stderr
-    server = make_server(app, settings)
-    try:
-        server.run()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.close()
+    # The index is loaded once, before the workers fork, and shared by them (copy-on-write):
+    # a damaged one stops here with one line. Each worker loads the model itself.
+    service = _service(settings)
+    if service.store.current_build_id() is not None:
+        service.snapshot()
+
+    def make_app():
+        service.warm_up()
+        return create_app(settings, service)
+
+    def ready(address: str) -> None:
+        click.echo(f"serving on {address} ({worker_count(settings)} worker process(es), "
+                   f"{settings.threads} threads each)", err=True)
+
+    serve_workers(settings, make_app, ready)
 
 
 @main.command(name="eval")

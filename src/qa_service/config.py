@@ -58,7 +58,9 @@ SETTINGS_TABLE: tuple[tuple[str, str, type, Any, str], ...] = (
      "bearer token for POST /api/index/rebuild; empty turns the route off"),
     ("host", "QA_HOST", str, "127.0.0.1", "address `qa-service serve` listens on"),
     ("port", "QA_PORT", int, 8000, "port `qa-service serve` listens on"),
-    ("threads", "QA_THREADS", int, 8, "worker threads of the WSGI server"),
+    ("threads", "QA_THREADS", int, 8, "threads of each worker process of the WSGI server"),
+    ("workers", "QA_WORKERS", int, 0,
+     "worker processes of `serve`, sharing one listening socket; 0: one per core"),
     ("max_source_mb", "QA_MAX_SOURCE_MB", int, 50,
      "largest source file read, in MB (a book-length PDF fits); bigger files are skipped and "
      "named in the build report"),
@@ -87,6 +89,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     threads: int = 8
+    workers: int = 0
     max_source_mb: int = 50
     connection_limit: int = 1000
     channel_timeout: int = 20
@@ -107,6 +110,9 @@ class Settings:
                 f"setting chunk_overlap must be between 0 and chunk_sentences-1 "
                 f"({self.chunk_sentences - 1}), got {self.chunk_overlap}"
             )
+        if self.workers < 0:
+            raise ConfigError(f"setting QA_WORKERS (workers) must be 0 (one per core) or more, "
+                              f"got {self.workers}")
         if self.embed_backend not in ("onnx", "torch"):
             raise ConfigError(f"setting QA_EMBED_BACKEND (embed_backend) must be onnx or torch, "
                               f"got {self.embed_backend!r}")
