@@ -1,8 +1,9 @@
 """Speed figures of the service on this machine: `make bench`.
 
 Measures what a user waits for: start-up (model and index loaded), one question through the
-service, questions over HTTP under concurrent load (waitress on 127.0.0.1, bounded in count),
-a full index build and a rebuild with nothing changed. Writes bench/results/latest.json.
+service, questions over HTTP (`qa-service serve` on 127.0.0.1 with one worker process and with
+one per core, loaded by wrk from a separate process at 1, 4 and 16 connections, bounded in
+time), a full index build and a rebuild with nothing changed. Writes bench/results/latest.json.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import shutil
 import statistics
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -24,12 +24,26 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 from qa_service.config import Settings  # noqa: E402
 from qa_service.evaluation import load_gold  # noqa: E402
 from qa_service.service import QAService  # noqa: E402
-from qa_service.web import create_app  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLD = [ROOT.parent / "shared" / "eval" / "dev.jsonl", ROOT / "tests" / "gold" / "paraphrased.jsonl"]
-HTTP_REQUESTS = 300
-HTTP_CLIENTS = 4
+HTTP_SECONDS = 10  # per wrk run
+HTTP_CLIENTS = (1, 4, 16)
+WRK_SCRIPT = """
+local questions = {QUESTIONS}
+local i = 0
+request = function()
+  i = i + 1
+  local body = '{"question": "' .. questions[(i % #questions) + 1] .. '"}'
+  return wrk.format("POST", "/api/answer", {["Content-Type"] = "application/json"}, body)
+end
+done = function(summary, latency, requests)
+  io.write(string.format("RESULT %d %d %d %.1f %.1f %.1f\\n", summary.requests,
+    summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write
+    + summary.errors.timeout, summary.duration, latency:percentile(50) / 1000,
+    latency:percentile(95) / 1000, latency:percentile(99) / 1000))
+end
+"""
 
 
 def questions() -> list[str]:
@@ -45,6 +59,65 @@ def questions() -> list[str]:
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_load(settings: Settings, asked: list[str]) -> dict[str, object]:
+    """wrk against `qa-service serve`, one worker and one per core, at each client count."""
+    import subprocess
+
+    if not shutil.which("wrk"):
+        return {"skipped": "wrk is not installed (apt-get install wrk)"}
+    quoted = ", ".join(json.dumps(q.replace('"', "")) for q in asked)
+    out: dict[str, object] = {}
+    with tempfile.TemporaryDirectory() as folder:
+        script = Path(folder) / "ask.lua"
+        script.write_text(WRK_SCRIPT.replace("{QUESTIONS}", "{" + quoted + "}"))
+        for workers in sorted({1, os.cpu_count() or 1}):
+            port = _free_port()
+            env = {**os.environ, "QA_PORT": str(port), "QA_WORKERS": str(workers),
+                   "QA_INDEX_DIR": str(settings.index_dir),
+                   "QA_SOURCES_DIR": str(settings.sources_dir)}
+            server = subprocess.Popen([sys.executable, "-m", "qa_service", "serve"], env=env,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                _wait_healthy(f"http://127.0.0.1:{port}/healthz")
+                rows = {}
+                for clients in HTTP_CLIENTS:
+                    done = subprocess.run(
+                        ["wrk", f"-t{min(clients, 2)}", f"-c{clients}", f"-d{HTTP_SECONDS}s",
+                         "--timeout", "10s", "-s", str(script), f"http://127.0.0.1:{port}"],
+                        capture_output=True, text=True, check=True)
+                    line = next(x for x in done.stdout.splitlines() if x.startswith("RESULT"))
+                    n, errors, micros, p50, p95, p99 = line.split()[1:]
+                    rows[f"{clients}_clients"] = {
+                        "requests": int(n), "errors": int(errors),
+                        "per_second": round(int(n) / (int(micros) / 1e6), 1),
+                        "p50_ms": float(p50), "p95_ms": float(p95), "p99_ms": float(p99)}
+                out[f"{workers}_workers"] = rows
+            finally:
+                server.terminate()
+                server.wait(timeout=60)
+    return out
+
+
+def _wait_healthy(url: str, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise RuntimeError(f"{url} did not answer within {timeout} s")
 
 
 def main() -> None:
@@ -67,44 +140,7 @@ def main() -> None:
                          "p95": round(percentile(latencies, 0.95), 1),
                          "mean": round(statistics.fmean(latencies), 1)}
 
-    import waitress
-
-    server = waitress.create_server(create_app(settings, service), host="127.0.0.1", port=0,
-                                    threads=settings.threads)
-    threading.Thread(target=server.run, daemon=True).start()
-    url = f"http://127.0.0.1:{server.effective_port}/api/answer"
-    http_latencies: list[float] = []
-    errors = 0
-    lock = threading.Lock()
-
-    def client(offset: int) -> None:
-        nonlocal errors
-        for i in range(HTTP_REQUESTS // HTTP_CLIENTS):
-            body = json.dumps({"question": asked[(offset + i) % len(asked)]}).encode()
-            request = urllib.request.Request(url, data=body, method="POST",
-                                             headers={"Content-Type": "application/json"})
-            t = time.perf_counter()
-            try:
-                with urllib.request.urlopen(request, timeout=30) as response:
-                    response.read()
-            except OSError:
-                with lock:
-                    errors += 1
-            with lock:
-                http_latencies.append((time.perf_counter() - t) * 1000)
-
-    began = time.perf_counter()
-    clients = [threading.Thread(target=client, args=(i * 7,)) for i in range(HTTP_CLIENTS)]
-    for c in clients:
-        c.start()
-    for c in clients:
-        c.join()
-    wall = time.perf_counter() - began
-    server.close()
-    results["http"] = {"requests": len(http_latencies), "clients": HTTP_CLIENTS, "errors": errors,
-                       "per_second": round(len(http_latencies) / wall, 1),
-                       "p50_ms": round(statistics.median(http_latencies), 1),
-                       "p95_ms": round(percentile(http_latencies, 0.95), 1)}
+    results["http"] = http_load(settings, asked)
 
     with tempfile.TemporaryDirectory() as folder:
         fresh = Settings(sources_dir=settings.sources_dir, index_dir=Path(folder) / "index")
