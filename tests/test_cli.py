@@ -145,3 +145,21 @@ def test_build_progress_off_a_terminal_prints_an_estimate(monkeypatch, capsys):
     lines = capsys.readouterr().err.splitlines()
     assert lines == ["embedding passages: 100/1000, about 2 min left",
                      "embedding passages: 400/1000, about 54 s left"]
+
+
+def test_build_if_missing_keeps_a_usable_index_and_replaces_an_unusable_one(
+        runner, real_index, tmp_path):
+    import shutil
+
+    shutil.copytree(real_index.sources_dir, tmp_path / "sources")
+    shutil.copytree(real_index.index_dir, tmp_path / "index")
+    env = {"QA_INDEX_DIR": str(tmp_path / "index"), "QA_SOURCES_DIR": str(tmp_path / "sources")}
+    kept = runner.invoke(main, ["build", "--if-missing"], env=env)
+    assert kept.exit_code == 0 and "already built; nothing to do" in kept.output
+    current = (tmp_path / "index" / "CURRENT").read_text().strip()
+    manifest = tmp_path / "index" / "builds" / current / "manifest.json"
+    manifest.write_text(manifest.read_text().replace('"format_version": 2', '"format_version": 1'))
+    rebuilt = runner.invoke(main, ["build", "--if-missing"], env=env)
+    assert rebuilt.exit_code == 0, rebuilt.output
+    assert "cannot be used" in rebuilt.output and "building a new one" in rebuilt.output
+    assert (tmp_path / "index" / "CURRENT").read_text().strip() != current

@@ -218,7 +218,7 @@ def test_killed_build_leaves_the_previous_index_serving(project):
     assert result["index_version"] == old and result["short_answer"] == "140"
     # The next build is not in the way of anything the killed one left.
     (settings.sources_dir / "depots.txt").unlink()
-    report = fresh.build()
+    report = fresh.build(force=True)  # the sources are the old build's again: force a write
     assert report.build_id != old
     assert not list(fresh.store.builds_dir.glob(".tmp-*"))
 
@@ -276,3 +276,35 @@ def test_questions_during_a_rebuild_all_succeed(project, artifacts):
     assert report["build_id"] in versions  # the swap happened while questions kept coming
     (artifacts / "rebuild-under-load.json").write_text(json.dumps(
         {"requests": len(results), "versions": sorted(versions), "rebuild": report}, indent=1))
+
+
+def test_a_rebuild_with_nothing_changed_embeds_and_writes_nothing(tmp_path):
+    from qa_service.config import Settings
+    from qa_service.embedding import HashingEmbedder
+
+    from .conftest import TINY
+
+    sources = tmp_path / "sources"
+    sources.mkdir()
+    for name, text in TINY.items():
+        (sources / name).write_text(text, encoding="utf-8")
+    settings = Settings(sources_dir=sources, index_dir=tmp_path / "index")
+    first = QAService(settings, embedder=HashingEmbedder()).build()
+
+    class NoModel(HashingEmbedder):  # a rebuild with nothing changed must not need the model
+        @property
+        def dimension(self) -> int:
+            raise AssertionError("the model was loaded")
+
+        def embed_documents(self, texts, progress=None):
+            raise AssertionError("something was embedded")
+
+    (settings.index_dir / "builds" / ".tmp-left-by-a-killed-build").mkdir()
+    service = QAService(settings, embedder=NoModel())
+    again = service.build()
+    assert again.build_id == first.build_id and again.unchanged == 2
+    assert again.embedded == 0 and again.added == again.changed == again.removed == 0
+    assert [p.name for p in (settings.index_dir / "builds").iterdir()] == [first.build_id]
+    other = QAService(Settings(sources_dir=sources, index_dir=settings.index_dir,
+                               chunk_sentences=3), embedder=HashingEmbedder()).build()
+    assert other.build_id != first.build_id  # other settings: a new build

@@ -39,7 +39,7 @@ def _reference_bm25(docs, query, weights, k1=1.2, b=0.75):
 @pytest.mark.parametrize("query", [["china"], ["fighter", "china", "nowhere"], ["nowhere"], []])
 def test_bm25_is_the_formula(query):
     weights = {"china": 0.5}
-    bm25 = BM25(DOCS)
+    bm25 = BM25.build(DOCS)
     assert np.allclose(bm25.scores(query, weights), _reference_bm25(DOCS, query, weights),
                        atol=1e-6)
     rows, scores = bm25.postings(query, weights)
@@ -49,7 +49,7 @@ def test_bm25_is_the_formula(query):
 
 
 def test_bm25_of_no_passages():
-    bm25 = BM25([])
+    bm25 = BM25.build([])
     assert bm25.scores(["x"]).shape == (0,)
 
 
@@ -100,3 +100,22 @@ def test_a_filter_to_an_unknown_source_finds_nothing(real_service):
     snap = real_service.snapshot()
     vector = real_service.embedder.embed_query("fighters")
     assert snap.retriever.search(vector, ["fighter"], 5, {"nowhere.txt"}) == []
+
+
+def test_bm25_survives_its_arrays():
+    bm25 = BM25.build(DOCS)
+    again = BM25.from_arrays({k: np.asarray(v) for k, v in bm25.to_arrays().items()})
+    for query in (["china"], ["fighter", "engin"], ["nowhere"]):
+        assert np.array_equal(again.scores(query), bm25.scores(query))
+    assert again.doc_freq == bm25.doc_freq and again.idf == bm25.idf
+
+
+def test_the_loaded_index_reads_its_stored_postings(built_fake):
+    snap = built_fake.snapshot()
+    assert set(snap.data.lexical) == {"rows", "weights", "offsets", "terms", "params"}
+    from qa_service.text import tokens
+
+    fresh = BM25.build([tokens(p.text) for p in snap.data.passages])
+    assert snap.retriever.bm25.doc_freq == fresh.doc_freq
+    assert np.allclose(snap.retriever.bm25.scores(["alpha", "treati"]),
+                       fresh.scores(["alpha", "treati"]))

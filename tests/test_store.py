@@ -87,7 +87,7 @@ def test_one_build_at_a_time(fake_service):
 
 
 def test_old_builds_are_pruned_but_the_current_one_stays(fake_service):
-    ids = [fake_service.build().build_id for _ in range(4)]
+    ids = [fake_service.build(force=True).build_id for _ in range(4)]
     kept = sorted(p.name for p in fake_service.store.builds_dir.iterdir())
     assert len(kept) == fake_service.settings.keep_builds
     assert ids[-1] in kept
@@ -172,7 +172,7 @@ def test_the_last_good_index_keeps_serving_when_a_new_one_cannot_be_opened(
         fake_service, fake_settings, how, caplog):
     first = fake_service.build()
     assert fake_service.ask("When was the Alpha treaty signed?")["index_version"] == first.build_id
-    second = fake_service.build()
+    second = fake_service.build(force=True)
     if how == "other model":
         QAService(fake_settings, embedder=HashingEmbedder(dimension=32)).build()
         name = "test-hashing-32"
@@ -211,7 +211,7 @@ def test_a_read_only_index_folder_is_one_error_and_the_old_index_serves(fake_ser
     fake_service.ask("Alpha?")
     _read_only(monkeypatch)
     with pytest.raises(IndexWriteError, match="Read-only file system. Make the folder writable"):
-        fake_service.build()
+        fake_service.build(force=True)
     monkeypatch.undo()
     assert fake_service.ask("Alpha?")["index_version"] == first.build_id
     assert not list(fake_service.store.builds_dir.glob(".tmp-*"))
@@ -230,10 +230,12 @@ def test_read_only_index_in_the_cli_and_the_api(fake_settings, monkeypatch):
     service.build()
     _read_only(monkeypatch)
     monkeypatch.setattr("qa_service.cli._service", lambda s: QAService(s, HashingEmbedder()))
-    result = CliRunner().invoke(main, ["build"], env={
+    result = CliRunner().invoke(main, ["build", "--force"], env={
         "QA_INDEX_DIR": str(settings.index_dir), "QA_SOURCES_DIR": str(settings.sources_dir)})
     assert result.exit_code == 1
     assert result.output.count("\n") == 1 and "Read-only file system" in result.output
+    with (settings.sources_dir / "alpha.txt").open("a") as handle:  # something to write
+        handle.write("A later sentence about the Alpha treaty.\n")
     response = create_app(settings, service).test_client().post(
         "/api/index/rebuild", headers={"Authorization": "Bearer t"})
     assert response.status_code == 503

@@ -161,7 +161,15 @@ def test_rebuild_reports_and_swaps(admin_app):
     report = response.get_json()
     for key in ("added", "changed", "removed", "unchanged", "chunks", "embedded", "took_ms"):
         assert key in report
+    # Nothing changed: nothing is embedded or written, and the build in service stands.
     assert report["unchanged"] == 2 and report["embedded"] == 0
+    assert report["build_id"] == before
+    settings = admin_app.extensions["qa_settings"]
+    with (settings.sources_dir / "alpha.txt").open("a") as handle:
+        handle.write("The Alpha treaty was renewed in 2011.\n")
+    report = client.post("/api/index/rebuild",
+                         headers={"Authorization": "Bearer s3cret"}).get_json()
+    assert report["changed"] == 1 and report["unchanged"] == 1 and report["embedded"] >= 1
     after = client.get("/healthz").get_json()["index"]["version"]
     assert after == report["build_id"] != before
 

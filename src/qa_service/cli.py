@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from .config import LIMITS, Settings, settings_help
-from .errors import QAError
+from .errors import IndexNotReady, QAError
 
 
 def _settings(**flags: Any) -> Settings:
@@ -74,18 +74,26 @@ def print_build_report(report: Any) -> None:
 @_sources_opt
 @_index_opt
 @_model_opt
-@click.option("--if-missing", is_flag=True, help="do nothing when an index is already built")
+@click.option("--if-missing", is_flag=True,
+              help="do nothing when a usable index is already built")
+@click.option("--force", is_flag=True,
+              help="write a new build even when nothing changed (the default keeps the current)")
 @click.pass_context
-def build(ctx: click.Context, if_missing: bool, **flags: Any) -> None:
+def build(ctx: click.Context, if_missing: bool, force: bool, **flags: Any) -> None:
     """Build (or update) the index from the sources folder.
 
     Exits 0 when every file was indexed, 3 when some were skipped (each is named).
     """
     service = _service(_settings(**flags))
-    if if_missing and service.store.current_build_id() is not None:
-        click.echo(f"index {service.store.current_build_id()} already built; nothing to do")
-        return
-    report = _build_with_progress(service)
+    if if_missing:
+        try:
+            if service.store.current_build_id() is not None:
+                data = service.store.load(service.embedder.model_id)
+                click.echo(f"index {data.build_id} already built; nothing to do")
+                return
+        except IndexNotReady as exc:  # damaged, another format or model: build a new one
+            click.echo(f"the index cannot be used ({exc.message}); building a new one", err=True)
+    report = _build_with_progress(service, force)
     print_build_report(report)
     if report.skipped:
         ctx.exit(3)
@@ -138,10 +146,10 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def _build_with_progress(service: Any) -> Any:
+def _build_with_progress(service: Any, force: bool = False) -> Any:
     progress = _BuildProgress()
     try:
-        return service.build(progress=progress)
+        return service.build(progress=progress, force=force)
     except KeyboardInterrupt:
         progress.close()
         click.echo("Build cancelled: the index in service is unchanged and the build lock is "

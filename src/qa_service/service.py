@@ -23,7 +23,7 @@ from .chunking import CHUNKING_VERSION, Passage, make_passages
 from .config import LIMITS, Settings
 from .embedding import Embedder, make_embedder
 from .errors import BadRequest, IndexNotReady, NoSources, NotFound
-from .retrieval import Retriever
+from .retrieval import BM25, Retriever
 from .sources import CLEANING_VERSION, Document, Skipped, load_documents
 from .store import (
     FORMAT_VERSION,
@@ -33,6 +33,7 @@ from .store import (
     previous_vectors,
     sentence_hash,
 )
+from .text import tokens
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
@@ -154,8 +155,12 @@ class QAService:
         if self.store.current_build_id() is not None:
             self.snapshot()
 
-    def build(self, progress: Progress | None = None) -> BuildReport:
+    def build(self, progress: Progress | None = None, force: bool = False) -> BuildReport:
         """Rebuild from the sources folder, reusing every vector whose text is unchanged.
+
+        When the sources, settings and model are those of the build in service (and its files
+        check out), nothing is embedded or written and the report names that build; `force`
+        writes a new build anyway.
 
         `progress(stage, done, total)` is called as files are read ("reading") and texts
         embedded ("embedding passages", "embedding sentences"). Interrupted at any point
@@ -177,6 +182,16 @@ class QAService:
                     ".html or .pdf files there"
                 )
             previous = self._previous_sources()
+            unchanged = None if force else self._unchanged_build(documents)
+            if unchanged is not None:  # nothing to embed or write: the build in service stands
+                self.store.remove_temporaries()  # what a killed build left
+                return BuildReport(
+                    build_id=unchanged["build_id"], added=0, changed=0, removed=0,
+                    unchanged=len(documents), chunks=unchanged["counts"]["passages"],
+                    embedded=0, embedded_sentences=0, skipped=tuple(skipped),
+                    took_ms=(time.perf_counter() - began) * 1000,
+                    sources=tuple((d.source, "unchanged") for d in documents),
+                )
             passages: list[Passage] = []
             for doc in documents:
                 passages.extend(
@@ -202,8 +217,9 @@ class QAService:
             statuses = _statuses(previous, documents)
             build_id = new_build_id()
             manifest = self._manifest(build_id, documents, passages)
+            lexical = BM25.build([tokens(p.text) for p in passages]).to_arrays()
             self.store.write_build(
-                manifest, documents, passages, passage_vectors, sentence_vectors
+                manifest, documents, passages, passage_vectors, sentence_vectors, lexical
             )
             self.store.prune(settings.keep_builds)
         counts = {status: sum(1 for _, s in statuses if s == status) for status in
@@ -218,6 +234,32 @@ class QAService:
             sources=tuple(statuses),
             **counts,
         )
+
+    def _unchanged_build(self, documents: list[Document]) -> dict[str, Any] | None:
+        """The manifest of the build in service when it was made from these very sources with
+        these settings, model and format (so a new build would be the same); else None."""
+        try:
+            build_id = self.store.current_build_id()
+            if build_id is None:
+                return None
+            manifest = self.store.read_manifest(build_id)
+            self.store.verify(build_id, manifest, self.embedder.model_id)
+            same_sources = ({(s["source"], s["sha256"]) for s in manifest["sources"]}
+                            == {(d.source, d.sha256) for d in documents})
+            same = same_sources and manifest["chunking"] == self._chunking()
+            return {**manifest, "build_id": build_id} if same else None
+        except Exception:  # no build, or one that cannot serve: build anew
+            return None
+
+    def _chunking(self) -> dict[str, Any]:
+        s = self.settings
+        return {
+            "sentences": s.chunk_sentences,
+            "max_chars": s.chunk_max_chars,
+            "overlap": s.chunk_overlap,
+            "chunking_version": CHUNKING_VERSION,
+            "cleaning_version": CLEANING_VERSION,
+        }
 
     def _previous_sources(self) -> dict[str, str]:
         try:
@@ -259,7 +301,6 @@ class QAService:
     def _manifest(
         self, build_id: str, documents: list[Document], passages: list[Passage]
     ) -> dict[str, Any]:
-        s = self.settings
         per_source: dict[str, int] = {}
         for p in passages:
             per_source[p.source] = per_source.get(p.source, 0) + 1
@@ -268,13 +309,7 @@ class QAService:
             "build_id": build_id,
             "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "model": {"name": self.embedder.model_id, "dimension": self.embedder.dimension},
-            "chunking": {
-                "sentences": s.chunk_sentences,
-                "max_chars": s.chunk_max_chars,
-                "overlap": s.chunk_overlap,
-                "chunking_version": CHUNKING_VERSION,
-                "cleaning_version": CLEANING_VERSION,
-            },
+            "chunking": self._chunking(),
             "faiss": "IndexFlatIP",
             "counts": {"sources": len(documents), "passages": len(passages)},
             "sources": [

@@ -30,7 +30,7 @@ import os
 import re
 import secrets
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +40,10 @@ from .chunking import Passage, Span
 from .errors import BuildRunning, IndexFormatError, IndexNotReady, IndexWriteError, NotFound
 from .sources import Document
 
-FORMAT_VERSION = 1
-_FILES = ("documents.json", "passages.json", "passages.npy", "sentences.npy", "dense.faiss")
+# 2: the lexical index (BM25 postings) is written with the build, not rebuilt at every load.
+FORMAT_VERSION = 2
+_FILES = ("documents.json", "passages.json", "passages.npy", "sentences.npy", "dense.faiss",
+          "lexical.npz")
 # What a build id may look like: new_build_id()'s ids and plain names, never a path.
 _BUILD_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 _REBUILD = "run `qa-service build` to make a new build"
@@ -59,6 +61,7 @@ class IndexData:
     sentence_vectors: np.ndarray  # row per (passage, sentence) in passage order
     sentence_rows: list[list[int]]  # passage i → rows of sentence_vectors
     faiss_index: Any
+    lexical: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)  # retrieval's BM25
 
     @property
     def model(self) -> str:
@@ -164,11 +167,15 @@ class IndexStore:
         passages: list[Passage],
         passage_vectors: np.ndarray,
         sentence_vectors: np.ndarray,
+        lexical: Mapping[str, np.ndarray],
     ) -> str:
-        """Write a complete build and make it current. Call under `build_lock()`."""
+        """Write a complete build and make it current. Call under `build_lock()`.
+
+        `lexical` holds the arrays of the lexical index (retrieval's BM25), stored as they are.
+        """
         with self._writing():
             return self._write_build(manifest, documents, passages, passage_vectors,
-                                     sentence_vectors)
+                                     sentence_vectors, lexical)
 
     def _write_build(
         self,
@@ -177,6 +184,7 @@ class IndexStore:
         passages: list[Passage],
         passage_vectors: np.ndarray,
         sentence_vectors: np.ndarray,
+        lexical: Mapping[str, np.ndarray],
     ) -> str:
         import faiss
 
@@ -194,6 +202,8 @@ class IndexStore:
             if len(passage_vectors):
                 index.add(passage_vectors.astype(np.float32))
             faiss.write_index(index, str(tmp / "dense.faiss"))
+            with (tmp / "lexical.npz").open("wb") as handle:
+                np.savez(handle, **lexical)
             manifest = dict(manifest, files={name: sha256_file(tmp / name) for name in _FILES})
             _write_json(tmp / "manifest.json", manifest)
             _fsync_dir(tmp)
@@ -254,16 +264,10 @@ class IndexStore:
             raise IndexFormatError(f"{path} is not a manifest (not a JSON object): {_REBUILD}")
         return manifest
 
-    def load(self, expected_model: str, build_id: str | None = None) -> IndexData:
-        """Load the current build (or `build_id`), refusing one of another format version or
-        model, one whose manifest lacks checksums, and one whose files do not match them.
-
-        Every failure is an `IndexNotReady` (503) whose message names the file and says to
-        rebuild; nothing else escapes.
-        """
-        build_id = build_id or self.current_build_id()
-        manifest = self.read_manifest(build_id)
-        assert build_id is not None
+    def verify(self, build_id: str, manifest: dict[str, Any], expected_model: str) -> Path:
+        """The folder of build `build_id` (whose manifest is `manifest`), once its format,
+        model and every file's checksum are what they should be; an `IndexFormatError` naming
+        the file otherwise."""
         check_manifest(manifest, expected_model, self.index_dir)
         folder = self.builds_dir / build_id
         files = manifest.get("files")
@@ -284,6 +288,19 @@ class IndexStore:
                     f"{folder / name} does not match its manifest (damaged or edited): "
                     "run `qa-service build` to rebuild"
                 )
+        return folder
+
+    def load(self, expected_model: str, build_id: str | None = None) -> IndexData:
+        """Load the current build (or `build_id`), refusing one of another format version or
+        model, one whose manifest lacks checksums, and one whose files do not match them.
+
+        Every failure is an `IndexNotReady` (503) whose message names the file and says to
+        rebuild; nothing else escapes.
+        """
+        build_id = build_id or self.current_build_id()
+        manifest = self.read_manifest(build_id)
+        assert build_id is not None
+        folder = self.verify(build_id, manifest, expected_model)
         try:
             return self._read_build(build_id, manifest, folder)
         except IndexNotReady:
@@ -302,8 +319,10 @@ class IndexStore:
             _passage_from_record(r, texts[r["source"]])
             for r in _read_json(folder / "passages.json")
         ]
-        passage_vectors = np.load(folder / "passages.npy")
-        sentence_vectors = np.load(folder / "sentences.npy")
+        # Memory-mapped: pages are read when a question touches them and shared by the worker
+        # processes through the page cache. A build's files are never changed in place.
+        passage_vectors = np.load(folder / "passages.npy", mmap_mode="r")
+        sentence_vectors = np.load(folder / "sentences.npy", mmap_mode="r")
         rows, row = [], 0
         for passage in passages:
             rows.append(list(range(row, row + len(passage.sentences))))
@@ -312,6 +331,8 @@ class IndexStore:
             raise IndexFormatError(
                 f"{folder}: vectors and passages disagree in number: run `qa-service build`"
             )
+        with np.load(folder / "lexical.npz", allow_pickle=False) as stored:
+            lexical = {name: stored[name] for name in stored.files}
         return IndexData(
             build_id=build_id,
             manifest=manifest,
@@ -321,6 +342,7 @@ class IndexStore:
             sentence_vectors=sentence_vectors,
             sentence_rows=rows,
             faiss_index=faiss.read_index(str(folder / "dense.faiss")),
+            lexical=lexical,
         )
 
     def is_kept(self, build_id: str) -> bool:
@@ -425,8 +447,9 @@ def previous_vectors(store: IndexStore, model: str) -> dict[str, np.ndarray]:
         check_manifest(manifest, model, store.index_dir)
         folder = store.builds_dir / manifest["build_id"]
         records = _read_json(folder / "passages.json")
-        passage_vectors = np.load(folder / "passages.npy")
-        sentence_vectors = np.load(folder / "sentences.npy")
+        # Memory-mapped: only the rows reused are read.
+        passage_vectors = np.load(folder / "passages.npy", mmap_mode="r")
+        sentence_vectors = np.load(folder / "sentences.npy", mmap_mode="r")
     except (IndexNotReady, OSError, ValueError, KeyError):
         return {}
     cache: dict[str, np.ndarray] = {}
