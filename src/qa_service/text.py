@@ -27,22 +27,30 @@ QUESTION_WORDS = frozenset("what which who whom whose when where why how".split(
 
 def tokens(text: str) -> list[str]:
     """Lower-case tokens with designations joined, light plural stemming, no stopwords."""
-    out = []
+    out: list[str] = []
     for raw in _TOKEN.findall(text.replace("/", " ")):
-        word = raw.lower().replace("’", "'")
-        if re.fullmatch(r"\d{2,4}-\d{2,4}", word):  # a range of years: 1992-2004
-            out.extend(word.split("-"))
-            continue
-        if any(ch.isdigit() for ch in word):
-            # Keep the decimal point of 2.5, drop the separators of 10,000 and Su-27.
-            word = re.sub(r"(?<=\d),(?=\d{3})", "", word)
-            word = re.sub(r"[-']", "", word)
-            out.append(word.rstrip(".,"))
-            continue
-        for part in re.split(r"[-.,']", word):
-            if part and part not in STOPWORDS:
-                out.append(stem(part))
+        out.extend(_word_tokens(raw))
     return out
+
+
+_YEAR_RANGE = re.compile(r"\d{2,4}-\d{2,4}")
+_THOUSANDS = re.compile(r"(?<=\d),(?=\d{3})")
+_JOINERS = re.compile(r"[-']")
+_PARTS = re.compile(r"[-.,']")
+
+
+@lru_cache(maxsize=262144)
+def _word_tokens(raw: str) -> tuple[str, ...]:
+    """The tokens of one word; remembered, since words repeat (tokenising a corpus for its
+    index is mostly the same few thousand words again)."""
+    word = raw.lower().replace("’", "'")
+    if _YEAR_RANGE.fullmatch(word):  # a range of years: 1992-2004
+        return tuple(word.split("-"))
+    if any(ch.isdigit() for ch in word):
+        # Keep the decimal point of 2.5, drop the separators of 10,000 and Su-27.
+        word = _JOINERS.sub("", _THOUSANDS.sub("", word))
+        return (word.rstrip(".,"),)
+    return tuple(stem(part) for part in _PARTS.split(word) if part and part not in STOPWORDS)
 
 
 @lru_cache(maxsize=65536)
