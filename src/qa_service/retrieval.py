@@ -134,11 +134,6 @@ class Retriever:
         # 9.4 s a 10,000-passage index took to open.
         self.bm25 = (BM25.from_arrays(data.lexical) if data.lexical
                      else BM25.build([tokens(p.text) for p in data.passages]))
-        self.vocabulary = set(self.bm25.idf)
-        # Terms in a quarter of the passages or more ("China", "Russia" here) tell no passage
-        # from another.
-        n = max(1, len(data.passages))
-        self.common_terms = {t for t, f in self.bm25.doc_freq.items() if f / n >= 0.25}
         names = list(data.documents) or sorted({p.source for p in data.passages})
         self._source_code = {s: i for i, s in enumerate(names)}
         self._passage_source = np.array([self._source_code.get(p.source, -1)

@@ -182,7 +182,7 @@ class QAService:
                     ".html or .pdf files there"
                 )
             previous = self._previous_sources()
-            unchanged = None if force else self._unchanged_build(documents)
+            unchanged = None if force else self._unchanged_build(documents, previous)
             if unchanged is not None:  # nothing to embed or write: the build in service stands
                 self.store.remove_temporaries()  # what a killed build left
                 return BuildReport(
@@ -235,19 +235,23 @@ class QAService:
             **counts,
         )
 
-    def _unchanged_build(self, documents: list[Document]) -> dict[str, Any] | None:
-        """The manifest of the build in service when it was made from these very sources with
-        these settings, model and format (so a new build would be the same); else None."""
+    def _unchanged_build(
+        self, documents: list[Document], previous: dict[str, str]
+    ) -> dict[str, Any] | None:
+        """The manifest of the build in service when it was made from these very sources
+        (`previous`: its source → sha256) with these settings, model and format, so a new build
+        would be the same; else None. The checksums are read last, only when all else matches."""
+        if previous != {d.source: d.sha256 for d in documents}:
+            return None
         try:
             build_id = self.store.current_build_id()
             if build_id is None:
                 return None
             manifest = self.store.read_manifest(build_id)
+            if manifest["chunking"] != self._chunking():
+                return None
             self.store.verify(build_id, manifest, self.embedder.model_id)
-            same_sources = ({(s["source"], s["sha256"]) for s in manifest["sources"]}
-                            == {(d.source, d.sha256) for d in documents})
-            same = same_sources and manifest["chunking"] == self._chunking()
-            return {**manifest, "build_id": build_id} if same else None
+            return {**manifest, "build_id": build_id}
         except Exception:  # no build, or one that cannot serve: build anew
             return None
 

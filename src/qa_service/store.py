@@ -173,46 +173,34 @@ class IndexStore:
 
         `lexical` holds the arrays of the lexical index (retrieval's BM25), stored as they are.
         """
-        with self._writing():
-            return self._write_build(manifest, documents, passages, passage_vectors,
-                                     sentence_vectors, lexical)
-
-    def _write_build(
-        self,
-        manifest: dict[str, Any],
-        documents: list[Document],
-        passages: list[Passage],
-        passage_vectors: np.ndarray,
-        sentence_vectors: np.ndarray,
-        lexical: Mapping[str, np.ndarray],
-    ) -> str:
         import faiss
 
-        build_id = manifest["build_id"]
-        self.builds_dir.mkdir(parents=True, exist_ok=True)
-        self.remove_temporaries()
-        tmp = self.builds_dir / f".tmp-{build_id}"
-        tmp.mkdir()
-        try:
-            _write_json(tmp / "documents.json", [_document_record(d) for d in documents])
-            _write_json(tmp / "passages.json", [_passage_record(p) for p in passages])
-            np.save(tmp / "passages.npy", passage_vectors.astype(np.float32))
-            np.save(tmp / "sentences.npy", sentence_vectors.astype(np.float32))
-            index = faiss.IndexFlatIP(passage_vectors.shape[1])
-            if len(passage_vectors):
-                index.add(passage_vectors.astype(np.float32))
-            faiss.write_index(index, str(tmp / "dense.faiss"))
-            with (tmp / "lexical.npz").open("wb") as handle:
-                np.savez(handle, **lexical)
-            manifest = dict(manifest, files={name: sha256_file(tmp / name) for name in _FILES})
-            _write_json(tmp / "manifest.json", manifest)
-            _fsync_dir(tmp)
-            os.rename(tmp, self.builds_dir / build_id)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        _atomic_write_text(self.pointer, build_id + "\n")
-        return build_id
+        with self._writing():
+            build_id = manifest["build_id"]
+            self.builds_dir.mkdir(parents=True, exist_ok=True)
+            self.remove_temporaries()
+            tmp = self.builds_dir / f".tmp-{build_id}"
+            tmp.mkdir()
+            try:
+                _write_json(tmp / "documents.json", [_document_record(d) for d in documents])
+                _write_json(tmp / "passages.json", [_passage_record(p) for p in passages])
+                np.save(tmp / "passages.npy", passage_vectors.astype(np.float32))
+                np.save(tmp / "sentences.npy", sentence_vectors.astype(np.float32))
+                index = faiss.IndexFlatIP(passage_vectors.shape[1])
+                if len(passage_vectors):
+                    index.add(passage_vectors.astype(np.float32))
+                faiss.write_index(index, str(tmp / "dense.faiss"))
+                with (tmp / "lexical.npz").open("wb") as handle:
+                    np.savez(handle, **lexical)
+                manifest = dict(manifest, files={name: sha256_file(tmp / name) for name in _FILES})
+                _write_json(tmp / "manifest.json", manifest)
+                _fsync_dir(tmp)
+                os.rename(tmp, self.builds_dir / build_id)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+            _atomic_write_text(self.pointer, build_id + "\n")
+            return build_id
 
     def prune(self, keep: int) -> list[str]:
         """Remove all but the newest `keep` builds; the current one is never removed."""

@@ -10,7 +10,7 @@ import hmac
 import logging
 
 from flask import Blueprint, Flask, current_app, jsonify, render_template, request
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import HTTPException
 
 from . import chat_api
@@ -114,14 +114,16 @@ def _unexpected_error(_exc: Exception):
                   500)
 
 
-def _validation_message(exc: ValidationError) -> str:
+def _validation_message(exc: ValidationError, model: type[BaseModel] = AnswerRequest) -> str:
+    """Pydantic's errors as one line naming each field, for the request `model`."""
     parts = []
     for err in exc.errors(include_url=False):
         where = ".".join(str(p) for p in err["loc"]) or "body"
         text = err["msg"]
         if err["type"] == "extra_forbidden":
-            text = "unknown field; allowed: question, history, top_k, sources"
-        elif where == "question" and err["type"] in ("string_too_short", "missing"):
+            text = f"unknown field; allowed: {', '.join(model.model_fields)}"
+        elif (model is AnswerRequest and where == "question"
+              and err["type"] in ("string_too_short", "missing")):
             text = f"required: a question of 1 to {LIMITS.question_chars} characters"
         parts.append(f"{where}: {text}")
     return "; ".join(parts)
@@ -238,14 +240,7 @@ def feedback():
     try:
         req = FeedbackRequest.model_validate(body)
     except ValidationError as exc:
-        parts = []
-        for err in exc.errors(include_url=False):
-            where = ".".join(str(p) for p in err["loc"]) or "body"
-            text = err["msg"]
-            if err["type"] == "extra_forbidden":
-                text = f"unknown field; allowed: {', '.join(FeedbackRequest.model_fields)}"
-            parts.append(f"{where}: {text}")
-        raise BadRequest("; ".join(parts)) from None
+        raise BadRequest(_validation_message(exc, FeedbackRequest)) from None
     stored = _feedback_store().add(req.model_dump())
     response = jsonify({"id": stored.id, "created_at": stored.created_at})
     response.status_code = 201
