@@ -229,21 +229,22 @@ def _stream(completion_id: str, created: int, model_name: str, content: str,
     """Server-sent events in OpenAI's chunk format: the role, the content in pieces (a line or
     sentence at a time), a last chunk with the finish reason and `qa`, then `[DONE]`."""
 
-    def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
+    def event(choices: list[dict[str, Any]], **extra: Any) -> str:
         body = {"id": completion_id, "object": "chat.completion.chunk", "created": created,
                 "model": model_name, "system_fingerprint": result["index_version"],
-                "choices": [{"index": 0, "delta": delta, "logprobs": None,
-                             "finish_reason": finish}], **extra}
+                "choices": choices, **extra}
         return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
+
+    def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
+        return event([{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+                     **extra)
 
     yield chunk({"role": "assistant", "content": ""})
     for piece in _pieces(content):
         yield chunk({"content": piece})
     yield chunk({}, "stop", qa=result)
     if include_usage:
-        body = {"id": completion_id, "object": "chat.completion.chunk", "created": created,
-                "model": model_name, "choices": [], "usage": _usage()}
-        yield f"data: {json.dumps(body)}\n\n"
+        yield event([], usage=_usage())
     yield "data: [DONE]\n\n"
 
 

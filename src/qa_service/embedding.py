@@ -157,7 +157,7 @@ class OnnxEmbedder:
         return {
             "tokenizer": AutoTokenizer.from_pretrained(str(folder)),
             "query": _session(onnxruntime, target, threads=1),
-            "bulk": _session(onnxruntime, target, threads=0),  # 0: one per core
+            "path": target,
             "config": config,
         }
 
@@ -167,6 +167,13 @@ class OnnxEmbedder:
 
     def _run(self, texts: Sequence[str], session_name: str) -> np.ndarray:
         state = self._load()
+        if session_name not in state:  # the bulk session, opened by the first build only
+            with self._lock:
+                if session_name not in state:
+                    import onnxruntime
+
+                    state[session_name] = _session(onnxruntime, state["path"],
+                                                   threads=0)  # 0: one thread per core
         return _encode(state["tokenizer"], state[session_name], state["config"], list(texts))
 
     def embed_documents(
