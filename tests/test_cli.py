@@ -158,7 +158,7 @@ def test_build_if_missing_keeps_a_usable_index_and_replaces_an_unusable_one(
     assert kept.exit_code == 0 and "already built; nothing to do" in kept.output
     current = (tmp_path / "index" / "CURRENT").read_text().strip()
     manifest = tmp_path / "index" / "builds" / current / "manifest.json"
-    manifest.write_text(manifest.read_text().replace('"format_version": 2', '"format_version": 1'))
+    manifest.write_text(manifest.read_text().replace('"format_version": 3', '"format_version": 1'))
     rebuilt = runner.invoke(main, ["build", "--if-missing"], env=env)
     assert rebuilt.exit_code == 0, rebuilt.output
     assert "cannot be used" in rebuilt.output and "building a new one" in rebuilt.output

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from qa_service.answering.aliases import corpus_acronyms
 from qa_service.answering.corpus import CorpusStats
 
 
@@ -7,7 +8,7 @@ def _corpus() -> CorpusStats:
     return CorpusStats(
         {"engine": 3, "glider": 1, "china": 4},
         8,
-        {"a.txt": "The Northwind Works (NW) engine."},
+        corpus_acronyms(["The Northwind Works (NW) engine."]),
         {"a.txt": {"title": "Glider Engines Today", "author": "Jane Roe", "publisher": "Aero Press"}},
     )
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 
 from qa_service.answering import spans
+from qa_service.answering.aliases import corpus_acronyms
 from qa_service.answering.corpus import CorpusStats
 from qa_service.answering.question import analyse, numbers_in, spell_numbers
 
@@ -12,7 +13,7 @@ def corpus() -> CorpusStats:
     return CorpusStats(
         {"china": 9, "russia": 9, "engin": 3, "contract": 4, "sign": 2, "kestrel": 1, "radar": 1},
         10,
-        {"notes.txt": "The Kestrel-9 radar.", "paper.txt": "Engines and contracts."},
+        corpus_acronyms(["The Kestrel-9 radar.", "Engines and contracts."]),
         {"notes.txt": {"title": "Kestrel Notes", "author": "Jane Roe", "publisher": "Aero Press"},
          "paper.txt": {"title": "Engine Contracts Reviewed", "author": "Ivan Petrov"}},
     )

@@ -1,64 +1,29 @@
-"""Retrieval: the inverted-index BM25 against the formula computed directly, and the
-candidate-only fused search against an exhaustive fusion over every passage."""
+"""Retrieval: the candidate-only fused search against an exhaustive fusion over every passage,
+on one segment and on several with dead rows. (BM25 itself: test_lexical.py.)"""
 
 from __future__ import annotations
 
 import json
-import math
-from collections import Counter
 
 import numpy as np
-import pytest
 
 from qa_service import answering
-from qa_service.retrieval import BM25, LEXICAL_WEIGHT, Retriever
+from qa_service.embedding import HashingEmbedder
+from qa_service.retrieval import LEXICAL_WEIGHT, Retriever
+from qa_service.service import QAService
 
 from .conftest import GOLD, SHARED_DEV
-
-DOCS = [["su27sk", "fighter", "china", "china"], ["engin", "al31f"], ["china", "russia", "trade"],
-        [], ["fighter"]]
-
-
-def _reference_bm25(docs, query, weights, k1=1.2, b=0.75):
-    n = len(docs)
-    avg = sum(len(d) for d in docs) / n
-    df = Counter(t for d in docs for t in set(d))
-    out = []
-    for doc in docs:
-        tf = Counter(doc)
-        total = 0.0
-        for term in set(query):
-            if tf[term]:
-                idf = math.log(1 + (n - df[term] + 0.5) / (df[term] + 0.5))
-                norm = k1 * (1 - b + b * len(doc) / avg)
-                total += weights.get(term, 1.0) * idf * tf[term] * (k1 + 1) / (tf[term] + norm)
-        out.append(total)
-    return np.array(out)
-
-
-@pytest.mark.parametrize("query", [["china"], ["fighter", "china", "nowhere"], ["nowhere"], []])
-def test_bm25_is_the_formula(query):
-    weights = {"china": 0.5}
-    bm25 = BM25.build(DOCS)
-    assert np.allclose(bm25.scores(query, weights), _reference_bm25(DOCS, query, weights),
-                       atol=1e-6)
-    rows, scores = bm25.postings(query, weights)
-    assert list(rows) == sorted(rows) and len(rows) == len(set(rows))
-    assert np.all(scores > 0)
-    assert bm25.doc_freq["china"] == 2 and "nowhere" not in bm25.idf
-
-
-def test_bm25_of_no_passages():
-    bm25 = BM25.build([])
-    assert bm25.scores(["x"]).shape == (0,)
 
 
 def _exhaustive(retriever, vector, weights, top_k, sources, mode):
     """The fused ranking over every passage, computed directly."""
     data = retriever.data
-    dense = data.passage_vectors @ vector
-    lexical = retriever.bm25.scores(list(weights), weights)  # the formula: test above
-    allowed = np.array([sources is None or p.source in sources for p in data.passages])
+    everything = np.arange(len(data.passages))
+    dense = data.vectors(everything) @ vector
+    lexical = data.lexical.scores(weights, everything)  # the formula: test_lexical.py
+    alive = np.concatenate([np.ones(s.size, bool) if a is None else a
+                            for s, a in zip(data.segments, data.alive)])
+    allowed = alive & np.array([sources is None or p.source in sources for p in data.passages])
     if mode == "dense":
         fused = dense
     else:
@@ -102,20 +67,31 @@ def test_a_filter_to_an_unknown_source_finds_nothing(real_service):
     assert snap.retriever.search(vector, ["fighter"], 5, {"nowhere.txt"}) == []
 
 
-def test_bm25_survives_its_arrays():
-    bm25 = BM25.build(DOCS)
-    again = BM25.from_arrays({k: np.asarray(v) for k, v in bm25.to_arrays().items()})
-    for query in (["china"], ["fighter", "engin"], ["nowhere"]):
-        assert np.array_equal(again.scores(query), bm25.scores(query))
-    assert again.doc_freq == bm25.doc_freq and again.idf == bm25.idf
-
-
-def test_the_loaded_index_reads_its_stored_postings(built_fake):
-    snap = built_fake.snapshot()
-    assert set(snap.data.lexical) == {"rows", "weights", "offsets", "terms", "params"}
-    from qa_service.text import tokens
-
-    fresh = BM25.build([tokens(p.text) for p in snap.data.passages])
-    assert snap.retriever.bm25.doc_freq == fresh.doc_freq
-    assert np.allclose(snap.retriever.bm25.scores(["alpha", "treati"]),
-                       fresh.scores(["alpha", "treati"]))
+def test_several_segments_with_dead_rows_rank_as_an_exhaustive_fusion(fake_settings):
+    """Three builds (an added source, an edited one) leave three segments, one row dead."""
+    service = QAService(fake_settings, embedder=HashingEmbedder())
+    service.build()
+    folder = fake_settings.sources_dir
+    (folder / "gamma.txt").write_text(
+        "The Gamma harbour was dredged in 1999. Its cranes came from the Alpha works.\n",
+        encoding="utf-8")
+    service.build()
+    with (folder / "alpha.txt").open("a", encoding="utf-8") as handle:
+        handle.write("\nA later note: the Alpha treaty was renewed in 2011 for ten years.\n")
+    service.build()
+    data = service.snapshot().data
+    assert len(data.segments) == 3 and any(a is not None for a in data.alive)
+    retriever = Retriever(data, candidates=2)
+    embedder = service.embedder
+    for question in ("When was the Alpha treaty signed?", "Who dredged the Gamma harbour?",
+                     "What does the Beta canal cost?", "Alpha renewed"):
+        analysed = answering.analyse(question, [], service.snapshot().corpus)
+        vector = embedder.embed_query(analysed.search_text)
+        for sources in (None, {"alpha.txt"}):
+            hits = retriever.search(vector, list(analysed.weights), 3, sources,
+                                    term_weights=analysed.weights)
+            expected = _exhaustive(retriever, vector, analysed.weights, 3, sources, "hybrid")
+            assert [h.index for h in hits] == expected, (question, sources)
+    texts = " ".join(h.passage.text for h in retriever.search(
+        embedder.embed_query("Alpha treaty"), ["alpha", "treati"], 10))
+    assert "renewed in 2011" in texts and texts.count("signed on March 3, 2001") == 1

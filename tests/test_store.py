@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -28,8 +29,18 @@ def test_build_writes_a_versioned_build_and_a_pointer(fake_service):
     assert manifest["chunking"]["sentences"] == 4
     assert {s["source"] for s in manifest["sources"]} == {"alpha.txt", "beta.md"}
     assert all(len(s["sha256"]) == 64 for s in manifest["sources"])
-    assert set(manifest["files"]) >= {"dense.faiss", "passages.json", "documents.json"}
+    [listed] = manifest["segments"]
+    assert listed["deleted"] == [] and listed["passages"] == report.chunks
+    segment = json.loads((store.segments_dir / listed["id"] / "segment.json").read_text())
+    assert set(segment["files"]) >= {"passages.npy", "texts.bin", "post_rows.npy"}
+    assert all(len(f["sha256"]) == 64 and f["bytes"] >= 0 for f in segment["files"].values())
     assert report.added == 2 and report.embedded == report.chunks
+
+
+def _segment(store, build_id: str):
+    """The folder of the first segment of build `build_id`."""
+    manifest = json.loads((store.builds_dir / build_id / "manifest.json").read_text())
+    return store.segments_dir / manifest["segments"][0]["id"]
 
 
 def test_no_index_yet_says_how_to_build(fake_service):
@@ -54,11 +65,25 @@ def test_index_of_another_format_version_is_refused(fake_service):
         QAService(fake_service.settings, embedder=HashingEmbedder()).ask("Alpha?")
 
 
-def test_damaged_file_is_refused(fake_service):
+def test_a_file_of_another_size_is_refused_at_load(fake_service):
     report = fake_service.build()
-    (fake_service.store.builds_dir / report.build_id / "passages.json").write_text("[]")
-    with pytest.raises(IndexFormatError, match="does not match its manifest"):
+    path = _segment(fake_service.store, report.build_id) / "passage_span.npy"
+    path.write_bytes(path.read_bytes()[:-8])
+    with pytest.raises(IndexFormatError, match="passage_span.npy does not match its segment.json"):
         QAService(fake_service.settings, embedder=HashingEmbedder()).ask("Alpha?")
+
+
+def test_a_file_edited_in_place_is_found_by_a_full_check_only(fake_service):
+    report = fake_service.build()
+    path = _segment(fake_service.store, report.build_id) / "texts.bin"
+    data = bytearray(path.read_bytes())
+    data[5] ^= 0x01  # same size: opening checks sizes, not every byte
+    path.write_bytes(bytes(data))
+    store = IndexStore(fake_service.settings.index_dir)
+    manifest = store.read_manifest()
+    store.verify(report.build_id, manifest, "test-hashing-64")
+    with pytest.raises(IndexFormatError, match="texts.bin does not match its segment.json"):
+        store.verify(report.build_id, manifest, "test-hashing-64", full=True)
 
 
 def test_a_save_that_fails_half_way_leaves_the_old_index(fake_service, monkeypatch):
@@ -76,6 +101,7 @@ def test_a_save_that_fails_half_way_leaves_the_old_index(fake_service, monkeypat
     store = fake_service.store
     assert store.current_build_id() == first.build_id
     assert not list(store.builds_dir.glob(".tmp-*"))
+    assert not list(store.segments_dir.glob(".tmp-*"))
     fresh = QAService(fake_service.settings, embedder=HashingEmbedder())
     assert fresh.ask("When was the Alpha treaty signed?")["index_version"] == first.build_id
 
@@ -88,9 +114,13 @@ def test_one_build_at_a_time(fake_service):
 
 def test_old_builds_are_pruned_but_the_current_one_stays(fake_service):
     ids = [fake_service.build(force=True).build_id for _ in range(4)]
-    kept = sorted(p.name for p in fake_service.store.builds_dir.iterdir())
+    store = fake_service.store
+    kept = sorted(p.name for p in store.builds_dir.iterdir())
     assert len(kept) == fake_service.settings.keep_builds
     assert ids[-1] in kept
+    # Segments no kept build lists are removed with the builds.
+    listed = {s["id"] for b in kept for s in store.read_manifest(b)["segments"]}
+    assert {p.name for p in store.segments_dir.iterdir()} == listed
 
 
 def test_leftovers_of_a_killed_build_are_cleared(fake_service):
@@ -119,13 +149,22 @@ def _damage(store, build_id: str, how: str) -> str:
     """Damage the build `build_id` the way `how` says; the file the message must name."""
     folder = store.builds_dir / build_id
     if how == "deleted data file":
-        (folder / "passages.npy").unlink()
+        (_segment(store, build_id) / "passages.npy").unlink()
         return "passages.npy"
-    if how == "manifest without checksums":
+    if how == "manifest without segments":
         manifest = json.loads((folder / "manifest.json").read_text())
-        del manifest["files"]
+        del manifest["segments"]
         (folder / "manifest.json").write_text(json.dumps(manifest))
         return "manifest.json"
+    if how == "segment without checksums":
+        path = _segment(store, build_id) / "segment.json"
+        meta = json.loads(path.read_text())
+        del meta["files"]
+        path.write_text(json.dumps(meta))
+        return "segment.json"
+    if how == "missing segment":
+        shutil.rmtree(_segment(store, build_id))
+        return "segments/"
     if how == "binary CURRENT":
         store.pointer.write_bytes(b"\xff\xfe\x00garbage")
         return "CURRENT"
@@ -152,7 +191,8 @@ def _damage(store, build_id: str, how: str) -> str:
     raise AssertionError(how)
 
 
-DAMAGES = ["deleted data file", "manifest without checksums", "binary CURRENT", "NUL in CURRENT",
+DAMAGES = ["deleted data file", "manifest without segments", "segment without checksums",
+           "missing segment", "binary CURRENT", "NUL in CURRENT",
            "CURRENT a folder", "CURRENT a path", "build id is a file", "missing build",
            "garbage manifest"]
 
@@ -172,12 +212,14 @@ def test_the_last_good_index_keeps_serving_when_a_new_one_cannot_be_opened(
         fake_service, fake_settings, how, caplog):
     first = fake_service.build()
     assert fake_service.ask("When was the Alpha treaty signed?")["index_version"] == first.build_id
-    second = fake_service.build(force=True)
+    # A build from elsewhere (another process, the API) that cannot be opened.
+    second = QAService(fake_settings, embedder=HashingEmbedder()).build(force=True)
     if how == "other model":
         QAService(fake_settings, embedder=HashingEmbedder(dimension=32)).build()
         name = "test-hashing-32"
     else:
         name = _damage(fake_service.store, second.build_id, how)
+    fake_service.settle()
     answer = fake_service.ask("When was the Alpha treaty signed?")
     assert answer["index_version"] == first.build_id and answer["citations"]
     health = fake_service.health()
@@ -189,6 +231,7 @@ def test_the_last_good_index_keeps_serving_when_a_new_one_cannot_be_opened(
         fake_service.store.pointer.rmdir()
     third = fake_service.build() if how != "other model" else QAService(
         fake_settings, embedder=HashingEmbedder()).build()
+    fake_service.settle()
     assert fake_service.ask("Alpha?")["index_version"] == third.build_id
     assert fake_service.health()["status"] == "ok" and "reason" not in fake_service.health()
 
@@ -272,6 +315,7 @@ def test_a_deleted_current_keeps_the_last_good_index_and_says_so(fake_service):
     first = fake_service.build()
     fake_service.ask("Alpha?")
     fake_service.store.pointer.unlink()
+    fake_service.settle()
     assert fake_service.ask("Alpha?")["index_version"] == first.build_id
     health = fake_service.health()
     assert health["status"] == "degraded" and "qa-service build" in health["reason"]

@@ -310,6 +310,7 @@ def test_healthz_says_degraded_while_the_last_good_index_serves(admin_app):
     first = client.get("/healthz").get_json()["index"]["version"]
     service = admin_app.extensions["qa_service"]
     service.store.pointer.write_bytes(b"\x00\x01 not a build id")
+    service.settle()
     response = client.get("/healthz")
     assert response.status_code == 200
     body = Health.model_validate(response.get_json())

@@ -99,6 +99,24 @@ def build(ctx: click.Context, if_missing: bool, force: bool, **flags: Any) -> No
         ctx.exit(3)
 
 
+@main.command()
+@_index_opt
+@_model_opt
+def check(**flags: Any) -> None:
+    """Read every byte of the index in service and compare each file with the sha256 written
+    for it (opening the index checks sizes only). Exits 1 naming the first file that differs."""
+    service = _service(_settings(**flags))
+    store = service.store
+    build_id = store.current_build_id()
+    manifest = store.read_manifest(build_id)
+    assert build_id is not None
+    segments = store.verify(build_id, manifest, service.embedder.model_id, full=True)
+    files = sum(len(s.meta["files"]) for s in segments)
+    size = sum(f["bytes"] for s in segments for f in s.meta["files"].values())
+    click.echo(f"index {build_id}: {len(segments)} segments, {files} files, "
+               f"{size / 2**20:.1f} MB read; every file matches its checksum")
+
+
 class _BuildProgress:
     """Progress of a build on stderr with an estimate of the time left: a bar on a terminal,
     otherwise a line at most every 10 s (logs of services and CI)."""

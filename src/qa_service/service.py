@@ -9,34 +9,45 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
 import logging
+import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from . import answering
+from .answering.aliases import corpus_acronyms
 from .chunking import CHUNKING_VERSION, Passage, make_passages
 from .config import LIMITS, Settings
 from .embedding import Embedder, make_embedder
-from .errors import BadRequest, IndexNotReady, NoSources, NotFound
-from .retrieval import BM25, Retriever
-from .sources import CLEANING_VERSION, Document, Skipped, load_documents
-from .store import (
-    FORMAT_VERSION,
-    IndexData,
-    IndexStore,
-    new_build_id,
-    previous_vectors,
-    sentence_hash,
+from .errors import BadRequest, IndexNotReady, NoSources, NotFound, SourceError
+from .lexical import Postings
+from .retrieval import Retriever
+from .segments import Parts, Segment
+from .sources import (
+    CLEANING_VERSION,
+    Document,
+    Skipped,
+    read_document,
+    scan_sources,
+    source_id,
 )
+from .store import FORMAT_VERSION, IndexData, IndexStore, new_build_id
 from .text import tokens
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
+# Segments a build may list before the smallest are merged into one. Each segment is searched
+# on its own, so fewer is faster to ask; merging copies arrays, so more is faster to add to.
+MAX_SEGMENTS = 8
+# A file whose modification time is this close to the build that read it is read again by the
+# next build even when its size and time match: a write in the same clock tick leaves both.
+_RACY_NS = 2_000_000_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,6 +87,28 @@ class Snapshot:
     stamp: tuple[int, int, int] | None
 
 
+@dataclasses.dataclass(frozen=True)
+class _Previous:
+    """The build in service, as a new build grows from it."""
+
+    data: IndexData
+    sources: dict[str, dict[str, Any]]  # its manifest's entry for each source
+
+
+@dataclasses.dataclass
+class _Scan:
+    """The sources folder against the previous build."""
+
+    skipped: list[Skipped]
+    kept: set[str] = dataclasses.field(default_factory=set)  # as the previous build has them
+    touched: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)  # new times
+    fresh: list[tuple[Document, int, int]] = dataclasses.field(default_factory=list)
+
+    @property
+    def fresh_ids(self) -> list[str]:
+        return [doc.source for doc, *_ in self.fresh]
+
+
 class QAService:
     """The front door: `build()` the index of a sources folder, `ask()` it questions, read its
     `list_sources()` and `get_source()`. Safe to share between threads; `embedder` replaces the
@@ -88,12 +121,14 @@ class QAService:
         self._scorer: answering.Scorer | None = None
         self._snapshot: Snapshot | None = None
         self._reload_lock = threading.Lock()
+        self._load_lock = threading.Lock()  # one load at a time
+        self._loader: threading.Thread | None = None
         # Set while a newer build cannot be opened and the last good one keeps serving.
         # `_failed` holds the CURRENT stamp that failed, in a tuple: the stamp of a deleted
         # CURRENT is None.
         self._failed: tuple[tuple[int, int, int] | None] | None = None
         self._degraded: str | None = None
-        self._old_documents: dict[str, tuple[dict[str, Document], dict[str, Any]]] = {}
+        self._old_documents: dict[str, tuple[Mapping[str, Document], dict[str, Any]]] = {}
 
     @property
     def scorer(self) -> answering.Scorer:
@@ -106,18 +141,41 @@ class QAService:
     # -- index --------------------------------------------------------------------------------
 
     def snapshot(self) -> Snapshot:
-        """The current index, reloaded when a newer build has been committed.
+        """The current index. A newer build committed by anyone (this process, another, the
+        API) is noticed between requests and opened in the background while requests go on
+        with the one they have; this process's own `build()` swaps it in before returning.
 
         When the build CURRENT names cannot be opened (damaged, missing, another model), the
         index already loaded keeps answering (the last good index), the problem is logged and
         shown by `health()`, and loading is tried again only when CURRENT changes again.
-        With no index loaded yet, the problem is raised (a 503 naming the file).
+        With no index loaded yet, the index is opened at once, and a problem is raised (a 503
+        naming the file).
         """
         stamp = self.store.pointer_stamp()
         current = self._snapshot
         if current is not None and (current.stamp == stamp or self._failed == (stamp,)):
             return current
+        if current is None:
+            return self._load(stamp)
         with self._reload_lock:
+            if self._loader is None or not self._loader.is_alive():
+                self._loader = threading.Thread(target=self._load, args=(stamp,),
+                                                name="index-loader", daemon=True)
+                self._loader.start()
+        return current
+
+    def settle(self, timeout: float = 60.0) -> Snapshot:
+        """Notice a newer build and wait until it has been opened in the background (or has
+        failed to open): what a request sees a moment after a build elsewhere commits."""
+        self.snapshot()
+        loader = self._loader
+        if loader is not None:
+            loader.join(timeout)
+        return self.snapshot()
+
+    def _load(self, stamp: tuple[int, int, int] | None) -> Snapshot:
+        """Open the build CURRENT names (stamped `stamp`) and make it the one in service."""
+        with self._load_lock:
             current = self._snapshot
             if current is not None and (current.stamp == stamp or self._failed == (stamp,)):
                 return current
@@ -135,11 +193,16 @@ class QAService:
                 self._failed, self._degraded = (stamp,), error.message
                 return current
             retriever = Retriever(data)
+            metadata = {}
+            for source in data.documents:
+                record = data.record(source)
+                metadata[source] = {"title": record.title, **record.metadata}
             corpus = answering.CorpusStats(
-                retriever.bm25.doc_freq,
-                len(data.passages),
-                {s: d.text for s, d in data.documents.items()},
-                {s: {"title": d.title, **d.metadata} for s, d in data.documents.items()},
+                data.lexical.doc_freqs(),
+                data.live_passages,
+                data.acronyms(),
+                metadata,
+                common=data.lexical.common_terms(answering.COMMON_SHARE),
             )
             current = Snapshot(data, retriever, corpus, stamp)
             self._snapshot = current
@@ -156,104 +219,201 @@ class QAService:
             self.snapshot()
 
     def build(self, progress: Progress | None = None, force: bool = False) -> BuildReport:
-        """Rebuild from the sources folder, reusing every vector whose text is unchanged.
+        """Bring the index up to date with the sources folder, doing only what changed.
 
-        When the sources, settings and model are those of the build in service (and its files
-        check out), nothing is embedded or written and the report names that build; `force`
-        writes a new build anyway.
+        A source whose size and modification time are those the build in service recorded is
+        not read again; one whose bytes are unchanged is not chunked or embedded again. New and
+        changed sources become one new segment (reusing every vector whose text is unchanged);
+        removed and changed ones are masked in their old segments. When nothing changed,
+        nothing is embedded or written, no model is loaded, and the report names the build in
+        service; `force` reads, embeds and writes everything anew.
 
         `progress(stage, done, total)` is called as files are read ("reading") and texts
         embedded ("embedding passages", "embedding sentences"). Interrupted at any point
         (Ctrl-C), the build leaves the index in service as it was and releases the lock.
         """
         began = time.perf_counter()
-        settings = self.settings
-
-        def stage(name: str) -> Callable[[int, int], None] | None:
-            return None if progress is None else lambda done, total: progress(name, done, total)
-
+        began_ns = time.time_ns()
         with self.store.build_lock():
-            documents, skipped = load_documents(settings.sources_dir, settings.max_source_bytes,
-                                                on_document=stage("reading"))
-            if not documents:
-                reasons = "; ".join(s.reason for s in skipped) or "the folder is empty"
+            self.store.remove_temporaries()  # what a killed build left
+            previous = None if force else self._previous_build()
+            scan = self._scan(previous, progress)
+            if not scan.kept and not scan.fresh:
+                reasons = "; ".join(s.reason for s in scan.skipped) or "the folder is empty"
                 raise NoSources(
-                    f"no readable sources in {settings.sources_dir} ({reasons}): add .txt, .md, "
-                    ".html or .pdf files there"
+                    f"no readable sources in {self.settings.sources_dir} ({reasons}): add .txt, "
+                    ".md, .html or .pdf files there"
                 )
-            previous = self._previous_sources()
-            unchanged = None if force else self._unchanged_build(documents, previous)
-            if unchanged is not None:  # nothing to embed or write: the build in service stands
-                self.store.remove_temporaries()  # what a killed build left
+            prior = previous.sources if previous else {}
+            removed = [s for s in prior if s not in scan.kept and s not in scan.fresh_ids]
+            if previous is not None and not scan.fresh and not removed:
+                manifest = previous.data.manifest
                 return BuildReport(
-                    build_id=unchanged["build_id"], added=0, changed=0, removed=0,
-                    unchanged=len(documents), chunks=unchanged["counts"]["passages"],
-                    embedded=0, embedded_sentences=0, skipped=tuple(skipped),
+                    build_id=previous.data.build_id, added=0, changed=0, removed=0,
+                    unchanged=len(scan.kept), chunks=manifest["counts"]["passages"],
+                    embedded=0, embedded_sentences=0, skipped=tuple(scan.skipped),
                     took_ms=(time.perf_counter() - began) * 1000,
-                    sources=tuple((d.source, "unchanged") for d in documents),
+                    sources=tuple((s, "unchanged") for s in sorted(scan.kept)),
                 )
-            passages: list[Passage] = []
-            for doc in documents:
-                passages.extend(
-                    make_passages(
-                        doc.source,
-                        doc.text,
-                        settings.chunk_sentences,
-                        settings.chunk_max_chars,
-                        settings.chunk_overlap,
-                    )
-                )
-            cache = previous_vectors(self.store, self.embedder.model_id)
-            passage_vectors, embedded = self._vectors(
-                [(p.content_hash, p.text) for p in passages], cache, stage("embedding passages")
-            )
-            sentence_items = [
-                (sentence_hash(p.text, p.start, s), p.text[s.start - p.start:s.end - p.start])
-                for p in passages
-                for s in p.sentences
-            ]
-            sentence_vectors, embedded_sentences = self._vectors(
-                sentence_items, cache, stage("embedding sentences"))
-            statuses = _statuses(previous, documents)
+            entries = self._segments_after(previous, scan, removed)
+            embedded = embedded_sentences = 0
+            fresh_entries: dict[str, dict[str, Any]] = {}
+            if scan.fresh:
+                parts, embedded, embedded_sentences = self._new_segment(previous, scan, progress)
+                segment_id = self.store.write_segment(parts)
+                entries.append((self.store.segment(segment_id), set()))
+                fresh_entries = {r.source: {"source": r.source, "sha256": r.sha256,
+                                            "title": r.title, "chunks": r.passages,
+                                            "size": r.size, "mtime_ns": r.mtime_ns}
+                                 for r in parts.records}
+            entries = self._merged(entries)
             build_id = new_build_id()
-            manifest = self._manifest(build_id, documents, passages)
-            lexical = BM25.build([tokens(p.text) for p in passages]).to_arrays()
-            self.store.write_build(
-                manifest, documents, passages, passage_vectors, sentence_vectors, lexical
-            )
-            self.store.prune(settings.keep_builds)
+            sources = {**{s: prior[s] for s in scan.kept}, **scan.touched, **fresh_entries}
+            manifest = self._manifest(build_id, entries, [sources[s] for s in sorted(sources)],
+                                      began_ns)
+            self.store.commit(manifest)
+            self.store.prune(self.settings.keep_builds)
+        statuses = ([(s, "unchanged") for s in scan.kept]
+                    + [(s, "changed" if s in prior else "added") for s in scan.fresh_ids]
+                    + [(s, "removed") for s in removed])
         counts = {status: sum(1 for _, s in statuses if s == status) for status in
                   ("added", "changed", "removed", "unchanged")}
+        self._load(self.store.pointer_stamp())  # this process asks the new build at once
         return BuildReport(
             build_id=build_id,
-            chunks=len(passages),
+            chunks=manifest["counts"]["passages"],
             embedded=embedded,
             embedded_sentences=embedded_sentences,
-            skipped=tuple(skipped),
+            skipped=tuple(scan.skipped),
             took_ms=(time.perf_counter() - began) * 1000,
-            sources=tuple(statuses),
+            sources=tuple(sorted(statuses)),
             **counts,
         )
 
-    def _unchanged_build(
-        self, documents: list[Document], previous: dict[str, str]
-    ) -> dict[str, Any] | None:
-        """The manifest of the build in service when it was made from these very sources
-        (`previous`: its source → sha256) with these settings, model and format, so a new build
-        would be the same; else None. The checksums are read last, only when all else matches."""
-        if previous != {d.source: d.sha256 for d in documents}:
-            return None
+    def _previous_build(self) -> _Previous | None:
+        """The build in service, when a new build can grow from it: same format, model and
+        chunking, and its files all there at their sizes. Otherwise None: build anew."""
         try:
             build_id = self.store.current_build_id()
             if build_id is None:
                 return None
             manifest = self.store.read_manifest(build_id)
-            if manifest["chunking"] != self._chunking():
+            if manifest.get("chunking") != self._chunking():
                 return None
-            self.store.verify(build_id, manifest, self.embedder.model_id)
-            return {**manifest, "build_id": build_id}
+            segments = self.store.verify(build_id, manifest, self.embedder.model_id)
+            data = IndexData(build_id, manifest, segments,
+                             [s.get("deleted", []) for s in manifest["segments"]])
+            return _Previous(data, {s["source"]: s for s in manifest["sources"]})
         except Exception:  # no build, or one that cannot serve: build anew
             return None
+
+    def _scan(self, previous: _Previous | None, progress: Progress | None) -> _Scan:
+        """Which sources are as the previous build read them, without reading those whose size
+        and modification time are unchanged; the others are read."""
+        settings = self.settings
+        paths, skipped = scan_sources(settings.sources_dir)
+        prior = previous.sources if previous else {}
+        racy = (previous.data.manifest.get("built_at_ns", 0) - _RACY_NS) if previous else 0
+        scan = _Scan(skipped=list(skipped))
+        for n, path in enumerate(paths, 1):
+            sid = source_id(settings.sources_dir, path)
+            entry = prior.get(sid)
+            try:
+                st = os.stat(path)
+            except OSError:
+                st = None
+            if (entry is not None and st is not None and entry.get("size") == st.st_size
+                    and entry.get("mtime_ns") == st.st_mtime_ns and st.st_mtime_ns < racy):
+                scan.kept.add(sid)
+            else:
+                try:
+                    doc = read_document(settings.sources_dir, path, settings.max_source_bytes)
+                except SourceError as exc:
+                    scan.skipped.append(Skipped(sid, exc.message))
+                else:
+                    size, mtime = (st.st_size, st.st_mtime_ns) if st else (0, 0)
+                    if entry is not None and entry["sha256"] == doc.sha256:
+                        scan.kept.add(sid)  # touched, not changed: remember its new time
+                        scan.touched[sid] = {**entry, "size": size, "mtime_ns": mtime}
+                    else:
+                        scan.fresh.append((doc, size, mtime))
+            if progress:
+                progress("reading", n, len(paths))
+        scan.skipped.sort(key=lambda s: s.source)
+        return scan
+
+    def _segments_after(self, previous: _Previous | None, scan: _Scan,
+                        removed: list[str]) -> list[tuple[Segment, set[int]]]:
+        """The previous build's segments, with changed and removed sources' rows dead."""
+        if previous is None:
+            return []
+        data = previous.data
+        entries = [(segment, set(listed.get("deleted", [])))
+                   for segment, listed in zip(data.segments, data.manifest["segments"])]
+        for source in [*removed, *(d.source for d, *_ in scan.fresh)]:
+            if source in data.documents:
+                segment, number = data._where[source]
+                entries[segment][1].add(number)
+        return entries
+
+    def _new_segment(self, previous: _Previous | None, scan: _Scan,
+                     progress: Progress | None) -> tuple[Parts, int, int]:
+        """The new and changed sources as a segment: chunked, embedded (reusing the vectors of
+        a changed source's unchanged passages and sentences), and indexed."""
+        settings = self.settings
+
+        def stage(name: str) -> Callable[[int, int], None] | None:
+            return None if progress is None else lambda done, total: progress(name, done, total)
+
+        passages: list[Passage] = []
+        for doc, *_ in scan.fresh:
+            passages.extend(make_passages(doc.source, doc.text, settings.chunk_sentences,
+                                          settings.chunk_max_chars, settings.chunk_overlap))
+        cache: dict[bytes, np.ndarray] = {}
+        if previous is not None:
+            for doc, *_ in scan.fresh:
+                if doc.source in previous.data.documents:
+                    segment, number = previous.data._where[doc.source]
+                    cache.update(previous.data.segments[segment].vectors_of([number]))
+        passage_vectors, embedded = self._vectors(
+            [(bytes.fromhex(p.content_hash), p.text) for p in passages], cache,
+            stage("embedding passages"))
+        sentence_texts = [p.text[s.start - p.start:s.end - p.start]
+                          for p in passages for s in p.sentences]
+        sentence_vectors, embedded_sentences = self._vectors(
+            [(hashlib.sha256(t.encode()).digest(), t) for t in sentence_texts], cache,
+            stage("embedding sentences"))
+        documents = [(doc, size, mtime, {k: sorted(v) for k, v in
+                                         corpus_acronyms([doc.text]).items()})
+                     for doc, size, mtime in scan.fresh]
+        postings = Postings.build([tokens(p.text) for p in passages])
+        parts = Parts.of_documents(documents, passages, passage_vectors, sentence_vectors,
+                                   postings)
+        return parts, embedded, embedded_sentences
+
+    def _merged(self, entries: list[tuple[Segment, set[int]]]
+                ) -> list[tuple[Segment, set[int]]]:
+        """Segments after merging: wholly dead ones dropped; those more than half dead, and the
+        smallest when there are more than MAX_SEGMENTS, copied into one new segment."""
+        def live(entry: tuple[Segment, set[int]]) -> int:
+            segment, dead = entry
+            return segment.size - sum(segment.records[n].passages for n in dead)
+
+        entries = [e for e in entries if len(e[1]) < len(e[0].records)]
+        merge = {i for i, e in enumerate(entries) if live(e) * 2 < e[0].size}
+        if len(entries) > MAX_SEGMENTS:
+            by_size = sorted(range(len(entries)), key=lambda i: live(entries[i]))
+            merge.update(by_size[:len(entries) - MAX_SEGMENTS // 2 + 1])
+        if not merge or (len(merge) == 1 and not entries[min(merge)][1]):
+            return entries
+        chosen = [entries[i] for i in sorted(merge)]
+        parts = Parts.merged([(segment, None if not dead else
+                               ~np.isin(segment.passage_doc, np.asarray(sorted(dead))))
+                              for segment, dead in chosen])
+        merged = (self.store.segment(self.store.write_segment(parts)), set())
+        first = min(merge)
+        return [merged if i == first else e for i, e in enumerate(entries)
+                if i == first or i not in merge]
 
     def _chunking(self) -> dict[str, Any]:
         s = self.settings
@@ -265,22 +425,15 @@ class QAService:
             "cleaning_version": CLEANING_VERSION,
         }
 
-    def _previous_sources(self) -> dict[str, str]:
-        try:
-            manifest = self.store.read_manifest()
-        except Exception:  # no build yet, or an unreadable one: everything counts as added
-            return {}
-        return {s["source"]: s["sha256"] for s in manifest.get("sources", [])}
-
     def _vectors(
         self,
-        items: list[tuple[str, str]],
-        cache: dict[str, np.ndarray],
+        items: list[tuple[bytes, str]],
+        cache: dict[bytes, np.ndarray],
         progress: Callable[[int, int], None] | None,
     ) -> tuple[np.ndarray, int]:
         dimension = self.embedder.dimension
         out = np.zeros((len(items), dimension), dtype=np.float32)
-        missing: dict[str, list[int]] = {}
+        missing: dict[bytes, list[int]] = {}
         for row, (digest, _text) in enumerate(items):
             vector = cache.get(digest)
             if vector is not None and vector.shape == (dimension,):
@@ -302,25 +455,23 @@ class QAService:
                 out[rows] = vector
         return out, len(missing)
 
-    def _manifest(
-        self, build_id: str, documents: list[Document], passages: list[Passage]
-    ) -> dict[str, Any]:
-        per_source: dict[str, int] = {}
-        for p in passages:
-            per_source[p.source] = per_source.get(p.source, 0) + 1
+    def _manifest(self, build_id: str, entries: list[tuple[Segment, set[int]]],
+                  sources: list[dict[str, Any]], began_ns: int) -> dict[str, Any]:
+        passages = sum(segment.size - sum(segment.records[n].passages for n in dead)
+                       for segment, dead in entries)
         return {
             "format_version": FORMAT_VERSION,
             "build_id": build_id,
             "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "built_at_ns": began_ns,
             "model": {"name": self.embedder.model_id, "dimension": self.embedder.dimension},
             "chunking": self._chunking(),
-            "faiss": "IndexFlatIP",
-            "counts": {"sources": len(documents), "passages": len(passages)},
-            "sources": [
-                {"source": d.source, "sha256": d.sha256, "title": d.title,
-                 "chunks": per_source.get(d.source, 0)}
-                for d in documents
-            ],
+            "counts": {"sources": len(sources), "passages": passages,
+                       "segments": len(entries)},
+            "segments": [{"id": segment.id, "passages": segment.size,
+                          "dense": segment.meta.get("dense", {}).get("kind", "exact"),
+                          "deleted": sorted(dead)} for segment, dead in entries],
+            "sources": sources,
         }
 
     # -- questions ----------------------------------------------------------------------------
@@ -411,7 +562,7 @@ class QAService:
         """The indexed sources, as GET /api/sources gives them."""
         data = self.snapshot().data
         chunks = {s["source"]: s["chunks"] for s in data.manifest["sources"]}
-        return [_source_record(doc, chunks.get(doc.source, 0)) for doc in data.documents.values()]
+        return [_source_record(data.record(s), chunks.get(s, 0)) for s in data.documents]
 
     def get_source(self, source: str, version: str | None = None) -> dict[str, Any]:
         """One source and its cleaned text: of the index in service, or of the kept build
@@ -421,19 +572,15 @@ class QAService:
         Raises `NotFound` (a `QAError`) for an id that is not indexed."""
         data = self.snapshot().data
         if version is None or version == data.build_id:
-            documents, passages = data.documents, data.passages
+            documents, manifest = data.documents, data.manifest
         else:
             documents, manifest = self._documents_of(version)
-            passages = None
         doc = documents.get(source)
         if doc is None:
             where = "" if version is None else f" in index version {version}"
             raise NotFound(f"no indexed source {source!r}{where}; GET /api/sources lists them")
-        if passages is not None:
-            chunks = sum(1 for p in passages if p.source == source)
-        else:
-            chunks = next((s.get("chunks", 0) for s in manifest.get("sources", [])
-                           if s.get("source") == source), 0)
+        chunks = next((s.get("chunks", 0) for s in manifest.get("sources", [])
+                       if s.get("source") == source), 0)
         record = _source_record(doc, chunks)
         record["text"] = doc.text
         record["metadata"] = doc.metadata
@@ -441,7 +588,7 @@ class QAService:
         record["index_version"] = version or data.build_id
         return record
 
-    def _documents_of(self, version: str) -> tuple[dict[str, Document], dict[str, Any]]:
+    def _documents_of(self, version: str) -> tuple[Mapping[str, Document], dict[str, Any]]:
         """A kept build's documents and manifest, the last few remembered (a reader checks
         several citations of one answer) for as long as the build is on disk."""
         with self._reload_lock:
@@ -464,7 +611,7 @@ class QAService:
             "index": {
                 "version": data.build_id,
                 "sources": len(data.documents),
-                "chunks": len(data.passages),
+                "chunks": data.live_passages,
                 "model": data.model,
             },
         }
@@ -474,7 +621,7 @@ class QAService:
         return out
 
 
-def _source_record(doc: Document, chunks: int) -> dict[str, Any]:
+def _source_record(doc: Any, chunks: int) -> dict[str, Any]:
     meta = doc.metadata
     return {
         "source": doc.source,
@@ -492,17 +639,3 @@ def _date(value: Any) -> str | None:
         return None
     text = str(value)
     return text[:10] if len(text) >= 10 and text[4] == "-" and text[7] == "-" else text
-
-
-def _statuses(previous: dict[str, str], documents: list[Document]) -> list[tuple[str, str]]:
-    out = []
-    current = {d.source: d.sha256 for d in documents}
-    for source, digest in current.items():
-        if source not in previous:
-            out.append((source, "added"))
-        elif previous[source] != digest:
-            out.append((source, "changed"))
-        else:
-            out.append((source, "unchanged"))
-    out.extend((s, "removed") for s in previous if s not in current)
-    return out

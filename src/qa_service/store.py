@@ -1,26 +1,29 @@
-"""Everything under the index folder: versioned builds, an atomic commit point, loading.
+"""Everything under the index folder: immutable segments, builds that list them, a commit point.
 
-On disk (format version 1)::
+On disk (format version 3)::
 
     index/
       CURRENT                 the id of the build in service (replaced atomically)
       .lock                   held (flock) by the one build that may run at a time
       builds/<build-id>/
-        manifest.json         format version, model, chunking, sources with sha256, files' sha256
-        documents.json        each source's metadata and cleaned text (what offsets point into)
-        passages.json         passages: source, offsets, sentence offsets, content hash
-        passages.npy          passage vectors (float32, normalized), row i = passage i
-        sentences.npy         sentence vectors, in the order passages list their sentences
-        dense.faiss           FAISS inner-product index over passages.npy
+        manifest.json         format version, model, chunking, the segments in order with the
+                              documents of each that are dead, and each source's sha256, size,
+                              mtime and place
+      segments/<segment-id>/  the documents one build added (see segments.py)
 
-A build is written to `builds/.tmp-<id>/`, renamed to `builds/<id>/`, then committed by
-replacing CURRENT. Readers only ever follow CURRENT, so they never see a half-written build.
+A build writes a segment of the documents that are new or changed (none when only some were
+removed), then a manifest that lists it after the earlier builds' segments, marking the rows of
+removed and changed documents dead. Builds share segments; a segment is never changed once
+written, and is removed only when no kept build lists it. Past `MAX_SEGMENTS`, or when half a
+segment is dead, segments are merged into one (their arrays copied, nothing embedded).
+
+A segment or build is written to a `.tmp-` folder and renamed into place; the build is committed
+by replacing CURRENT. Readers only ever follow CURRENT, so they never see a half-written build.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import datetime as dt
 import errno
 import fcntl
@@ -30,46 +33,161 @@ import os
 import re
 import secrets
 import shutil
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .chunking import Passage, Span
+from .chunking import Passage
 from .errors import BuildRunning, IndexFormatError, IndexNotReady, IndexWriteError, NotFound
+from .lexical import LexicalIndex
+from .segments import Parts, Segment
 from .sources import Document
 
 # 2: the lexical index (BM25 postings) is written with the build, not rebuilt at every load.
-FORMAT_VERSION = 2
-_FILES = ("documents.json", "passages.json", "passages.npy", "sentences.npy", "dense.faiss",
-          "lexical.npz")
+# 3: segments of memory-mapped arrays shared between builds; no JSON that grows with the texts.
+FORMAT_VERSION = 3
 # What a build id may look like: new_build_id()'s ids and plain names, never a path.
 _BUILD_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 _REBUILD = "run `qa-service build` to make a new build"
 
 
-@dataclasses.dataclass
 class IndexData:
-    """One loaded build: read-only once made, so requests can share it across threads."""
+    """One loaded build: its segments, numbered one after another (segment i's row r is row
+    `offsets[i] + r`), with the rows of removed documents masked dead. Read-only once made, so
+    requests share it across threads; its arrays are memory-mapped and shared between worker
+    processes through the page cache."""
 
-    build_id: str
-    manifest: dict[str, Any]
-    documents: dict[str, Document]
-    passages: list[Passage]
-    passage_vectors: np.ndarray
-    sentence_vectors: np.ndarray  # row per (passage, sentence) in passage order
-    sentence_rows: list[list[int]]  # passage i → rows of sentence_vectors
-    faiss_index: Any
-    lexical: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)  # retrieval's BM25
+    def __init__(self, build_id: str, manifest: dict[str, Any], segments: Sequence[Segment],
+                 deleted: Sequence[Sequence[int]]) -> None:
+        self.build_id = build_id
+        self.manifest = manifest
+        self.segments = list(segments)
+        self.offsets = np.concatenate(([0], np.cumsum([s.size for s in self.segments])))\
+            .astype(np.int64)
+        # alive[i]: a mask over segment i's rows, None when none of them is dead.
+        self.alive: list[np.ndarray | None] = []
+        self._where: dict[str, tuple[int, int]] = {}  # source → (segment, document number)
+        for i, (segment, dead) in enumerate(zip(self.segments, deleted)):
+            dead_set = set(dead)
+            self.alive.append(None if not dead_set else
+                              ~np.isin(segment.passage_doc, np.asarray(sorted(dead_set))))
+            for number, record in enumerate(segment.records):
+                if number not in dead_set:
+                    self._where[record.source] = (i, number)
+        self.documents: Mapping[str, Document] = _Documents(self)
+        self.passages: Sequence[Passage] = _Passages(self)
+        self.live_passages = sum(s.size if a is None else int(a.sum())
+                                 for s, a in zip(self.segments, self.alive))
+        self.lexical = LexicalIndex([s.postings for s in self.segments], self.alive)
 
     @property
     def model(self) -> str:
         return self.manifest["model"]["name"]
 
+    def record(self, source: str) -> Any:
+        """The `DocRecord` of a live document (metadata, no text); KeyError when unknown."""
+        segment, number = self._where[source]
+        return self.segments[segment].records[number]
+
+    def locate(self, row: int) -> tuple[int, int]:
+        """(segment, its row) of global row `row`."""
+        segment = int(np.searchsorted(self.offsets, row, side="right")) - 1
+        return segment, row - int(self.offsets[segment])
+
+    def vectors(self, rows: np.ndarray) -> np.ndarray:
+        """Passage vectors of `rows` (float32), in their order."""
+        rows = np.asarray(rows, dtype=np.int64)
+        out = np.empty((len(rows), self.dimension), dtype=np.float32)
+        which = np.searchsorted(self.offsets, rows, side="right") - 1
+        for segment in np.unique(which):
+            at = which == segment
+            out[at] = self.segments[segment].passage_vectors[rows[at] - self.offsets[segment]]
+        return out
+
+    @property
+    def dimension(self) -> int:
+        return int(self.manifest["model"]["dimension"])
+
     def sentence_vector(self, passage: int, sentence: int) -> np.ndarray:
         """The vector of sentence `sentence` of passage row `passage`."""
-        return self.sentence_vectors[self.sentence_rows[passage][sentence]]
+        segment, row = self.locate(passage)
+        return self.segments[segment].sentence_vector(row, sentence)
+
+    def passage_before(self, row: int) -> Passage | None:
+        """The passage just before row `row` in the same document, if any."""
+        segment, local = self.locate(row)
+        if local == 0:
+            return None
+        seg = self.segments[segment]
+        if seg.passage_doc[local - 1] != seg.passage_doc[local]:
+            return None
+        return seg.passage(local - 1)
+
+    def row_documents(self) -> tuple[list[str], np.ndarray]:
+        """(live sources, and for every row the number of its source in that list, -1 when the
+        row is dead): what a filter by source needs."""
+        names = list(self._where)
+        code = {s: i for i, s in enumerate(names)}
+        parts = []
+        for segment, alive in zip(self.segments, self.alive):
+            per_doc = np.asarray([code.get(r.source, -1) for r in segment.records]
+                                 + [-1], dtype=np.int32)
+            rows = per_doc[np.asarray(segment.passage_doc, dtype=np.int64)]
+            if alive is not None:
+                rows = np.where(alive, rows, -1)
+            parts.append(rows)
+        return names, (np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32))
+
+    def acronyms(self) -> dict[str, frozenset[str]]:
+        """Acronyms the live documents define, with the tokens of their long forms."""
+        out: dict[str, set[str]] = {}
+        for source in self._where:
+            for key, words in self.record(source).acronyms.items():
+                out.setdefault(key, set()).update(words)
+        return {k: frozenset(v) for k, v in out.items()}
+
+
+class _Documents(Mapping[str, Document]):
+    """source → Document of the live documents; each text is decoded when asked for."""
+
+    def __init__(self, data: IndexData) -> None:
+        self._data = data
+
+    def __getitem__(self, source: str) -> Document:
+        segment, number = self._data._where[source]
+        return self._data.segments[segment].document(number)
+
+    def __contains__(self, source: object) -> bool:
+        return source in self._data._where
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data._where)
+
+    def __len__(self) -> int:
+        return len(self._data._where)
+
+
+class _Passages(Sequence[Passage]):
+    """Row → Passage over all segments (dead rows included), made when asked for."""
+
+    def __init__(self, data: IndexData) -> None:
+        self._data = data
+
+    def __len__(self) -> int:
+        return int(self._data.offsets[-1])
+
+    def __getitem__(self, row):  # type: ignore[override]
+        if isinstance(row, slice):
+            return [self[i] for i in range(*row.indices(len(self)))]
+        row = int(row)
+        if row < 0:
+            row += len(self)
+        if not 0 <= row < len(self):
+            raise IndexError(row)
+        segment, local = self._data.locate(row)
+        return self._data.segments[segment].passage(local)
 
 
 def new_build_id(now: dt.datetime | None = None) -> str:
@@ -89,7 +207,11 @@ class IndexStore:
     def __init__(self, index_dir: Path) -> None:
         self.index_dir = Path(index_dir)
         self.builds_dir = self.index_dir / "builds"
+        self.segments_dir = self.index_dir / "segments"
         self.pointer = self.index_dir / "CURRENT"
+        # Open segments, shared by every build loaded that lists them: a new build that adds
+        # one segment opens only that one.
+        self._open: dict[str, Segment] = {}
 
     # -- the commit point ---------------------------------------------------------------------
 
@@ -160,39 +282,32 @@ class IndexStore:
                 "service is unchanged"
             ) from None
 
-    def write_build(
-        self,
-        manifest: dict[str, Any],
-        documents: list[Document],
-        passages: list[Passage],
-        passage_vectors: np.ndarray,
-        sentence_vectors: np.ndarray,
-        lexical: Mapping[str, np.ndarray],
-    ) -> str:
-        """Write a complete build and make it current. Call under `build_lock()`.
+    def write_segment(self, parts: Parts, ann_threshold: int | None = None) -> str:
+        """Write `parts` as a new segment and return its id. Call under `build_lock()`."""
+        with self._writing():
+            segment_id = new_build_id()
+            self.segments_dir.mkdir(parents=True, exist_ok=True)
+            tmp = self.segments_dir / f".tmp-{segment_id}"
+            try:
+                if ann_threshold is None:
+                    parts.write(tmp, segment_id)
+                else:
+                    parts.write(tmp, segment_id, ann_threshold)
+                os.rename(tmp, self.segments_dir / segment_id)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+            return segment_id
 
-        `lexical` holds the arrays of the lexical index (retrieval's BM25), stored as they are.
-        """
-        import faiss
-
+    def commit(self, manifest: dict[str, Any]) -> str:
+        """Write a build's manifest (its segments written already) and make it current. Call
+        under `build_lock()`."""
         with self._writing():
             build_id = manifest["build_id"]
             self.builds_dir.mkdir(parents=True, exist_ok=True)
-            self.remove_temporaries()
             tmp = self.builds_dir / f".tmp-{build_id}"
             tmp.mkdir()
             try:
-                _write_json(tmp / "documents.json", [_document_record(d) for d in documents])
-                _write_json(tmp / "passages.json", [_passage_record(p) for p in passages])
-                np.save(tmp / "passages.npy", passage_vectors.astype(np.float32))
-                np.save(tmp / "sentences.npy", sentence_vectors.astype(np.float32))
-                index = faiss.IndexFlatIP(passage_vectors.shape[1])
-                if len(passage_vectors):
-                    index.add(passage_vectors.astype(np.float32))
-                faiss.write_index(index, str(tmp / "dense.faiss"))
-                with (tmp / "lexical.npz").open("wb") as handle:
-                    np.savez(handle, **lexical)
-                manifest = dict(manifest, files={name: sha256_file(tmp / name) for name in _FILES})
                 _write_json(tmp / "manifest.json", manifest)
                 _fsync_dir(tmp)
                 os.rename(tmp, self.builds_dir / build_id)
@@ -216,12 +331,23 @@ class IndexStore:
             if path.name not in kept:
                 shutil.rmtree(path, ignore_errors=True)
                 removed.append(path.name)
+        listed: set[str] = set()
+        for build_id in kept:
+            try:
+                listed.update(s["id"] for s in self.read_manifest(build_id).get("segments", []))
+            except (IndexNotReady, TypeError, KeyError):
+                return removed  # a build that cannot be read: keep every segment
+        if self.segments_dir.is_dir():
+            for path in self.segments_dir.iterdir():
+                if path.is_dir() and not path.name.startswith(".") and path.name not in listed:
+                    shutil.rmtree(path, ignore_errors=True)
+                    self._open.pop(path.name, None)
         return removed
 
     def remove_temporaries(self) -> None:
         """Remove what a build killed half-way left: a build folder being written, a pointer
         being replaced. Call under `build_lock()` only, so no live write is touched."""
-        for path in self.builds_dir.glob(".tmp-*"):
+        for path in [*self.builds_dir.glob(".tmp-*"), *self.segments_dir.glob(".tmp-*")]:
             shutil.rmtree(path, ignore_errors=True)
         for path in self.index_dir.glob(f".{self.pointer.name}.*.tmp"):
             path.unlink(missing_ok=True)
@@ -252,35 +378,41 @@ class IndexStore:
             raise IndexFormatError(f"{path} is not a manifest (not a JSON object): {_REBUILD}")
         return manifest
 
-    def verify(self, build_id: str, manifest: dict[str, Any], expected_model: str) -> Path:
-        """The folder of build `build_id` (whose manifest is `manifest`), once its format,
-        model and every file's checksum are what they should be; an `IndexFormatError` naming
-        the file otherwise."""
+    def segment(self, segment_id: str) -> Segment:
+        """The segment `segment_id`, opened once (its files' sizes checked) and then shared."""
+        segment = self._open.get(segment_id)
+        if segment is None:
+            if not _BUILD_ID.fullmatch(str(segment_id)):
+                raise IndexFormatError(f"a manifest in {self.builds_dir} lists a segment "
+                                       f"{segment_id!r}, which is no segment id: {_REBUILD}")
+            folder = self.segments_dir / segment_id
+            if not folder.is_dir():
+                raise IndexFormatError(f"{folder} is missing: {_REBUILD}")
+            segment = self._open[segment_id] = Segment(folder)
+        return segment
+
+    def verify(self, build_id: str, manifest: dict[str, Any], expected_model: str,
+               full: bool = False) -> list[Segment]:
+        """The segments of build `build_id` (whose manifest is `manifest`), once its format and
+        model are what they should be and every file has the size written for it; with `full`,
+        every byte is read and checked against its sha256 too (`qa-service check`). An
+        `IndexFormatError` naming the file otherwise."""
         check_manifest(manifest, expected_model, self.index_dir)
-        folder = self.builds_dir / build_id
-        files = manifest.get("files")
-        if not isinstance(files, dict) or set(files) != set(_FILES):
+        listed = manifest.get("segments")
+        if not isinstance(listed, list) or not all(
+                isinstance(s, dict) and isinstance(s.get("deleted", []), list) for s in listed):
             raise IndexFormatError(
-                f"{folder / 'manifest.json'} does not list the checksums of its files "
-                f"({', '.join(_FILES)}), so the build cannot be checked: {_REBUILD}"
-            )
-        for name, digest in files.items():
-            try:
-                actual = sha256_file(folder / name)
-            except OSError as exc:
-                raise IndexFormatError(
-                    f"{folder / name} cannot be read ({exc.strerror}): {_REBUILD}"
-                ) from None
-            if actual != digest:
-                raise IndexFormatError(
-                    f"{folder / name} does not match its manifest (damaged or edited): "
-                    "run `qa-service build` to rebuild"
-                )
-        return folder
+                f"{self.builds_dir / build_id / 'manifest.json'} does not list its segments: "
+                f"{_REBUILD}")
+        segments = [self.segment(s.get("id")) for s in listed]
+        if full:
+            for segment in segments:
+                segment.verify()
+        return segments
 
     def load(self, expected_model: str, build_id: str | None = None) -> IndexData:
         """Load the current build (or `build_id`), refusing one of another format version or
-        model, one whose manifest lacks checksums, and one whose files do not match them.
+        model, and one whose files are missing or of another size than written.
 
         Every failure is an `IndexNotReady` (503) whose message names the file and says to
         rebuild; nothing else escapes.
@@ -288,56 +420,21 @@ class IndexStore:
         build_id = build_id or self.current_build_id()
         manifest = self.read_manifest(build_id)
         assert build_id is not None
-        folder = self.verify(build_id, manifest, expected_model)
+        segments = self.verify(build_id, manifest, expected_model)
         try:
-            return self._read_build(build_id, manifest, folder)
+            return IndexData(build_id, manifest, segments,
+                             [s.get("deleted", []) for s in manifest["segments"]])
         except IndexNotReady:
             raise
-        except Exception as exc:  # checksums matched, yet unreadable: written by another tool
-            raise IndexFormatError(f"{folder} cannot be loaded ({exc!r}): {_REBUILD}") from None
-
-    def _read_build(self, build_id: str, manifest: dict[str, Any], folder: Path) -> IndexData:
-        import faiss
-
-        documents = [
-            _document_from_record(r) for r in _read_json(folder / "documents.json")
-        ]
-        texts = {d.source: d.text for d in documents}
-        passages = [
-            _passage_from_record(r, texts[r["source"]])
-            for r in _read_json(folder / "passages.json")
-        ]
-        # Memory-mapped: pages are read when a question touches them and shared by the worker
-        # processes through the page cache. A build's files are never changed in place.
-        passage_vectors = np.load(folder / "passages.npy", mmap_mode="r")
-        sentence_vectors = np.load(folder / "sentences.npy", mmap_mode="r")
-        rows, row = [], 0
-        for passage in passages:
-            rows.append(list(range(row, row + len(passage.sentences))))
-            row += len(passage.sentences)
-        if row != len(sentence_vectors) or len(passages) != len(passage_vectors):
-            raise IndexFormatError(
-                f"{folder}: vectors and passages disagree in number: run `qa-service build`"
-            )
-        with np.load(folder / "lexical.npz", allow_pickle=False) as stored:
-            lexical = {name: stored[name] for name in stored.files}
-        return IndexData(
-            build_id=build_id,
-            manifest=manifest,
-            documents={d.source: d for d in documents},
-            passages=passages,
-            passage_vectors=passage_vectors,
-            sentence_vectors=sentence_vectors,
-            sentence_rows=rows,
-            faiss_index=faiss.read_index(str(folder / "dense.faiss")),
-            lexical=lexical,
-        )
+        except Exception as exc:  # sizes matched, yet unreadable: written by another tool
+            raise IndexFormatError(f"{self.builds_dir / build_id} cannot be loaded ({exc!r}): "
+                                   f"{_REBUILD}") from None
 
     def is_kept(self, build_id: str) -> bool:
         return bool(_BUILD_ID.fullmatch(build_id)) and (self.builds_dir / build_id).is_dir()
 
-    def read_documents(self, build_id: str) -> tuple[dict[str, Document], dict[str, Any]]:
-        """The documents (cleaned texts) and manifest of a kept build, checked against it.
+    def read_documents(self, build_id: str) -> tuple[Mapping[str, Document], dict[str, Any]]:
+        """The documents (cleaned texts, read when asked for) and manifest of a kept build.
 
         NotFound when the build is not on disk (pruned, or never existed)."""
         if not self.is_kept(build_id):
@@ -347,17 +444,17 @@ class IndexStore:
                 "the current text"
             )
         manifest = self.read_manifest(build_id)
-        path = self.builds_dir / build_id / "documents.json"
         try:
-            if sha256_file(path) != manifest.get("files", {}).get("documents.json"):
-                raise IndexFormatError(f"{path} does not match its manifest: {_REBUILD}")
-            documents = {r["source"]: _document_from_record(r) for r in _read_json(path)}
-            return documents, manifest
+            listed = manifest["segments"]
+            data = IndexData(build_id, manifest, [self.segment(s["id"]) for s in listed],
+                             [s.get("deleted", []) for s in listed])
         except FileNotFoundError:  # pruned while being read
             raise NotFound(f"index version {build_id!r} is no longer kept; fetch the source "
                            "without ?version=") from None
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise IndexFormatError(f"{path} cannot be read ({exc}): {_REBUILD}") from None
+            raise IndexFormatError(f"{self.builds_dir / build_id} cannot be read ({exc}): "
+                                   f"{_REBUILD}") from None
+        return data.documents, manifest
 
     def kept_builds(self) -> list[str]:
         """Ids of the complete builds on disk."""
@@ -384,84 +481,6 @@ def check_manifest(manifest: dict[str, Any], expected_model: str, where: Path) -
         )
 
 
-# -- records ----------------------------------------------------------------------------------
-
-def _document_record(doc: Document) -> dict[str, Any]:
-    return {
-        "source": doc.source,
-        "title": doc.title,
-        "metadata": doc.metadata,
-        "sha256": doc.sha256,
-        "pages": [list(p) for p in doc.pages],
-        "text": doc.text,
-    }
-
-
-def _document_from_record(r: dict[str, Any]) -> Document:
-    return Document(
-        source=r["source"],
-        title=r["title"],
-        metadata=r["metadata"],
-        text=r["text"],
-        sha256=r["sha256"],
-        pages=tuple((int(a), int(b)) for a, b in r.get("pages", [])),
-    )
-
-
-def _passage_record(p: Passage) -> dict[str, Any]:
-    return {
-        "chunk_id": p.chunk_id,
-        "source": p.source,
-        "start": p.start,
-        "end": p.end,
-        "sentences": [[s.start, s.end] for s in p.sentences],
-        "content_hash": p.content_hash,
-        "sentence_hashes": [sentence_hash(p.text, p.start, s) for s in p.sentences],
-    }
-
-
-def sentence_hash(passage_text: str, passage_start: int, span: Span) -> str:
-    text = passage_text[span.start - passage_start:span.end - passage_start]
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def previous_vectors(store: IndexStore, model: str) -> dict[str, np.ndarray]:
-    """content hash → vector from the current build, when it was made with `model`.
-
-    Lets a rebuild embed only what changed. Anything unreadable just means nothing is reused.
-    """
-    try:
-        manifest = store.read_manifest()
-        check_manifest(manifest, model, store.index_dir)
-        folder = store.builds_dir / manifest["build_id"]
-        records = _read_json(folder / "passages.json")
-        # Memory-mapped: only the rows reused are read.
-        passage_vectors = np.load(folder / "passages.npy", mmap_mode="r")
-        sentence_vectors = np.load(folder / "sentences.npy", mmap_mode="r")
-    except (IndexNotReady, OSError, ValueError, KeyError):
-        return {}
-    cache: dict[str, np.ndarray] = {}
-    row = 0
-    for i, record in enumerate(records):
-        cache[record["content_hash"]] = passage_vectors[i]
-        for digest in record.get("sentence_hashes", []):
-            cache[digest] = sentence_vectors[row]
-            row += 1
-    return cache
-
-
-def _passage_from_record(r: dict[str, Any], document_text: str) -> Passage:
-    # The passage text is not stored twice: it is cut from the document on load.
-    return Passage(
-        chunk_id=r["chunk_id"],
-        source=r["source"],
-        start=r["start"],
-        end=r["end"],
-        text=document_text[r["start"]:r["end"]],
-        sentences=tuple(Span(a, b) for a, b in r["sentences"]),
-    )
-
-
 # -- files ------------------------------------------------------------------------------------
 
 def _write_json(path: Path, data: Any) -> None:
@@ -469,10 +488,6 @@ def _write_json(path: Path, data: Any) -> None:
         json.dump(data, handle, ensure_ascii=False, indent=1)
         handle.flush()
         os.fsync(handle.fileno())
-
-
-def _read_json(path: Path) -> Any:
-    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def _atomic_write_text(path: Path, text: str) -> None:

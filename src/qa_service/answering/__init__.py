@@ -24,14 +24,14 @@ from ..retrieval import Hit
 from . import spans
 from .candidates import Candidate, Sentences, candidates
 from .compose import Answer, Citation, Decision, answer, decide
-from .corpus import CorpusStats
+from .corpus import COMMON_SHARE, CorpusStats
 from .features import Features, features
 from .question import Question, analyse
 from .scorer import Scorer
 
 __all__ = [
-    "Answer", "Candidate", "Citation", "CorpusStats", "Decision", "Features", "Prepared", "Question",
-    "Scorer", "analyse", "passage_baseline", "prepare", "respond", "spans",
+    "COMMON_SHARE", "Answer", "Candidate", "Citation", "CorpusStats", "Decision", "Features",
+    "Prepared", "Question", "Scorer", "analyse", "passage_baseline", "prepare", "respond", "spans",
 ]
 
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 import numpy as np
 
 from ..chunking import Passage, Span
 from ..retrieval import Hit
+from ..sources import Document
 from . import spans as extract
 
 _LEANS_BACK = re.compile(r"(?:It|Its|This|These|They|Their|He|His|She|Her|That|Those|Such)\b")
@@ -25,10 +26,12 @@ _LEANS_BACK = re.compile(r"(?:It|Its|This|These|They|Their|He|His|She|Her|That|T
 class Sentences(Protocol):
     """What candidates need of a loaded index (IndexData provides it)."""
 
-    documents: dict
-    passages: list[Passage]
+    documents: Mapping[str, Document]
 
     def sentence_vector(self, passage: int, sentence: int) -> np.ndarray: ...
+
+    def passage_before(self, row: int) -> Passage | None:
+        """The passage just before row `row` in the same document, if any."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,10 +100,10 @@ def _sentence_before(cand: Candidate, index: Sentences) -> tuple[Span | None, Hi
     """The sentence before the candidate's, and the hit (passage) that holds both."""
     if cand.sentence > 0:
         return cand.hit.passage.sentences[cand.sentence - 1], cand.hit, cand.sentence
-    row = cand.hit.index - 1
-    if row < 0 or index.passages[row].source != cand.source:
+    earlier = index.passage_before(cand.hit.index)
+    if earlier is None:
         return None, None, 0
-    earlier = index.passages[row]
+    row = cand.hit.index - 1
     before = [s for s in earlier.sentences if s.end <= cand.start]
     if not before:
         return None, None, 0

@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 
 from ..text import tokens
-from .aliases import Aliases, corpus_acronyms
+from .aliases import Aliases
 
 # Terms in a quarter of the passages or more tell no passage from another ("China" in a corpus
 # about China): chosen on the seed corpus, where the next most common name is in 12 %.
@@ -38,17 +38,23 @@ class SourceInfo:
 
 
 class CorpusStats:
+    """`doc_freq` may count on demand (the index's is a view, not a dict); `acronyms` are those
+    the texts define (`aliases.corpus_acronyms`); `common`, the terms in COMMON_SHARE of the
+    passages or more, is counted from `doc_freq` when not given."""
+
     def __init__(
         self,
         doc_freq: Mapping[str, int],
         passages: int,
-        texts: Mapping[str, str],
+        acronyms: Mapping[str, frozenset[str]],
         metadata: Mapping[str, Mapping[str, object]],
+        common: frozenset[str] | None = None,
     ) -> None:
-        self.doc_freq = dict(doc_freq)
+        self.doc_freq = doc_freq
         self.passages = max(1, passages)
-        self.aliases = Aliases(corpus_acronyms(texts.values()))
-        self.common = frozenset(t for t, f in self.doc_freq.items() if f / self.passages >= COMMON_SHARE)
+        self.aliases = Aliases(dict(acronyms))
+        self.common = common if common is not None else frozenset(
+            t for t, f in doc_freq.items() if f / self.passages >= COMMON_SHARE)
         rare = max(1, int(RARE_IN_TEXT_SHARE * self.passages))
         self.sources = tuple(_source_info(s, meta, self.doc_freq, rare) for s, meta in metadata.items())
         # Words of titles, authors and publishers: "the CSIS feature" names a source, not nothing.

@@ -1,0 +1,369 @@
+"""The lexical index: BM25 over per-segment inverted indexes, with index-wide statistics.
+
+Each segment of the index stores `Postings`: for every term, the rows (passages) that hold it
+and how often, in flat arrays sliced by `ptr` (a sparse matrix in CSC form), plus each row's
+length. Nothing is weighted at build time, so a segment written once stays valid as others are
+added: `LexicalIndex` computes BM25 at query time from index-wide figures over the live passages
+(number, average length, each term's document frequency), so the scores are those of one index
+built over everything at once.
+
+Search touches only candidates. `LexicalIndex.top` finds the exact best `limit` rows with
+MaxScore pruning: it reads the postings of the rarest terms in full, adds the other terms'
+weights to those rows by binary search, and stops as soon as no row outside them could reach
+the `limit`-th score, because the terms not yet read could add at most their upper bounds. A
+term in most passages ("China" in a corpus about China) is never read in full unless it alone
+decides the ranking.
+
+BM25 is written here rather than taken from a package: it is a few array operations over
+arrays that must be memory-mapped, built with the tokeniser in `text.py`, which keeps
+designations such as "Su-27SK" whole.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+K1 = 1.2  # Okapi BM25's usual constants, as Lucene, tantivy and bm25s use them
+B = 0.75
+FILES = ("terms.bin", "term_ends.npy", "term_ptr.npy", "post_rows.npy", "post_tf.npy",
+         "lengths.npy", "term_maxtf.npy", "term_minlen.npy")
+
+
+class Terms(Sequence[str]):
+    """A sorted vocabulary in one UTF-8 blob and its end offsets: opens without reading it,
+    and `index(term)` is a binary search of a few dozen bytes."""
+
+    def __init__(self, blob: bytes | np.ndarray, ends: np.ndarray) -> None:
+        self._blob = memoryview(blob).cast("B") if not isinstance(blob, bytes) else blob
+        self._ends = ends
+
+    def __len__(self) -> int:
+        return len(self._ends)
+
+    def __getitem__(self, i):  # type: ignore[override]
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        start = int(self._ends[i - 1]) if i > 0 else 0
+        return bytes(self._blob[start:int(self._ends[i])]).decode("utf-8")
+
+    def index(self, term: str, *_: object) -> int:  # type: ignore[override]
+        """Position of `term`, or -1."""
+        at = bisect.bisect_left(self, term)
+        return at if at < len(self) and self[at] == term else -1
+
+    @staticmethod
+    def encode(terms: Sequence[str]) -> tuple[bytes, np.ndarray]:
+        raw = [t.encode("utf-8") for t in terms]
+        return b"".join(raw), np.cumsum([len(r) for r in raw], dtype=np.int64)
+
+
+class Postings:
+    """One segment's inverted index: rows are the segment's own passage rows."""
+
+    def __init__(self, terms: Terms, ptr: np.ndarray, rows: np.ndarray, tf: np.ndarray,
+                 lengths: np.ndarray, maxtf: np.ndarray, minlen: np.ndarray) -> None:
+        self.terms, self.ptr, self.rows, self.tf = terms, ptr, rows, tf
+        self.lengths, self.maxtf, self.minlen = lengths, maxtf, minlen
+
+    @property
+    def size(self) -> int:
+        return len(self.lengths)
+
+    @classmethod
+    def build(cls, documents: Sequence[Sequence[str]]) -> Postings:
+        """The postings of `documents` (each a list of terms), one row each."""
+        counts = [Counter(doc) for doc in documents]
+        vocabulary = sorted({t for c in counts for t in c})
+        position = {t: i for i, t in enumerate(vocabulary)}
+        cols = np.fromiter((position[t] for c in counts for t in c), dtype=np.int64)
+        tf = np.fromiter((n for c in counts for n in c.values()), dtype=np.int64)
+        rows = np.repeat(np.arange(len(counts), dtype=np.int32), [len(c) for c in counts])
+        lengths = np.asarray([len(doc) for doc in documents], dtype=np.int32)
+        return cls._from_coo(vocabulary, cols, rows, tf, lengths)
+
+    @classmethod
+    def _from_coo(cls, vocabulary: Sequence[str], cols: np.ndarray, rows: np.ndarray,
+                  tf: np.ndarray, lengths: np.ndarray) -> Postings:
+        order = np.lexsort((rows, cols))  # by term, then by row
+        cols, rows, tf = cols[order], rows[order].astype(np.int32), tf[order]
+        count = np.bincount(cols, minlength=len(vocabulary))
+        ptr = np.concatenate(([0], np.cumsum(count))).astype(np.int64)
+        maxtf = np.zeros(len(vocabulary), dtype=np.int64)
+        minlen = np.zeros(len(vocabulary), dtype=np.int64)
+        if len(cols):
+            nonempty = count > 0
+            maxtf[nonempty] = np.maximum.reduceat(tf, ptr[:-1][nonempty])
+            minlen[nonempty] = np.minimum.reduceat(lengths[rows], ptr[:-1][nonempty])
+        blob, ends = Terms.encode(vocabulary)
+        return cls(Terms(blob, ends), ptr, rows, np.minimum(tf, 65535).astype(np.uint16),
+                   lengths.astype(np.int32), np.minimum(maxtf, 65535).astype(np.uint16),
+                   minlen.astype(np.int32))
+
+    @classmethod
+    def merge(cls, parts: Sequence[tuple[Postings, np.ndarray]]) -> Postings:
+        """One index of several: `parts` pairs each index with its rows' new numbers (-1 for a
+        row left out); the new rows number 0..n-1 in all."""
+        vocabulary = sorted(set().union(*(set(p.terms) for p, _ in parts)))
+        position = {t: i for i, t in enumerate(vocabulary)}
+        cols, rows, tf = [], [], []
+        size = sum(int((renumber >= 0).sum()) for _, renumber in parts)
+        lengths = np.zeros(size, dtype=np.int64)
+        for postings, renumber in parts:
+            keep_rows = renumber >= 0
+            lengths[renumber[keep_rows]] = postings.lengths[keep_rows]
+            to_new = np.fromiter((position[t] for t in postings.terms), dtype=np.int64,
+                                 count=len(postings.terms))
+            col = np.repeat(to_new, np.diff(postings.ptr))
+            row = renumber[postings.rows]
+            keep = row >= 0
+            cols.append(col[keep])
+            rows.append(row[keep])
+            tf.append(postings.tf[keep].astype(np.int64))
+        used = np.concatenate(cols) if cols else np.zeros(0, dtype=np.int64)
+        # Terms only the rows left out held are dropped from the vocabulary.
+        present = np.zeros(len(vocabulary), dtype=bool)
+        present[used] = True
+        renumber_terms = np.cumsum(present) - 1
+        kept_vocabulary = [t for t, p in zip(vocabulary, present) if p]
+        return cls._from_coo(kept_vocabulary, renumber_terms[used],
+                             np.concatenate(rows) if rows else np.zeros(0, dtype=np.int32),
+                             np.concatenate(tf) if tf else np.zeros(0, dtype=np.int64), lengths)
+
+    def save(self, folder: Path) -> None:
+        blob, ends = Terms.encode(list(self.terms))
+        (folder / "terms.bin").write_bytes(blob)
+        for name, array in (("term_ends", ends), ("term_ptr", self.ptr),
+                            ("post_rows", self.rows), ("post_tf", self.tf),
+                            ("lengths", self.lengths), ("term_maxtf", self.maxtf),
+                            ("term_minlen", self.minlen)):
+            np.save(folder / f"{name}.npy", array)
+
+    @classmethod
+    def open(cls, folder: Path) -> Postings:
+        """Memory-mapped: only the postings a question reads are paged in."""
+        def load(name: str) -> np.ndarray:
+            return np.load(folder / f"{name}.npy", mmap_mode="r")
+
+        path = folder / "terms.bin"
+        blob = (np.memmap(path, dtype=np.uint8, mode="r") if path.stat().st_size
+                else b"")
+        return cls(Terms(blob, load("term_ends")), load("term_ptr"), load("post_rows"),
+                   load("post_tf"), load("lengths"), load("term_maxtf"), load("term_minlen"))
+
+
+class LexicalIndex:
+    """BM25 over the live rows of several segments' postings, numbered one after another
+    (segment i's row r is row `offsets[i] + r`); `alive` masks the rows of removed documents
+    (None: all alive)."""
+
+    def __init__(self, segments: Sequence[Postings], alive: Sequence[np.ndarray | None],
+                 k1: float = K1, b: float = B) -> None:
+        self.segments = list(segments)
+        self.alive = list(alive)
+        self.k1, self.b = k1, b
+        sizes = [p.size for p in self.segments]
+        self.offsets = np.concatenate(([0], np.cumsum(sizes))).astype(np.int64)
+        live_lengths = [p.lengths if a is None else p.lengths[a]
+                        for p, a in zip(self.segments, self.alive)]
+        self.size = int(sum(len(x) for x in live_lengths))  # live passages
+        total = float(sum(float(np.sum(x, dtype=np.float64)) for x in live_lengths))
+        self.avg_length = total / self.size if self.size else 0.0
+        self._doc_freq = lru_cache(maxsize=65536)(self._count)
+
+    # -- index-wide statistics ----------------------------------------------------------------
+
+    def doc_freq(self, term: str) -> int:
+        """Live passages that hold `term`."""
+        return self._doc_freq(term)
+
+    def _count(self, term: str) -> int:
+        total = 0
+        for postings, alive in zip(self.segments, self.alive):
+            col = postings.terms.index(term)
+            if col < 0:
+                continue
+            lo, hi = int(postings.ptr[col]), int(postings.ptr[col + 1])
+            total += hi - lo if alive is None else int(alive[postings.rows[lo:hi]].sum())
+        return total
+
+    def idf(self, term: str) -> float:
+        df = self.doc_freq(term)
+        return math.log(1 + (self.size - df + 0.5) / (df + 0.5))
+
+    def common_terms(self, share: float) -> frozenset[str]:
+        """Terms in at least `share` of the live passages. A term that common overall is that
+        common in some segment, so only each segment's common terms are counted."""
+        found: set[str] = set()
+        for postings, alive in zip(self.segments, self.alive):
+            live = postings.size if alive is None else int(alive.sum())
+            counts = np.diff(postings.ptr)
+            for col in np.flatnonzero(counts >= max(1.0, share * live)):
+                found.add(postings.terms[int(col)])
+        return frozenset(t for t in found if self.doc_freq(t) >= share * self.size)
+
+    def doc_freqs(self) -> Mapping[str, int]:
+        """term → live document frequency, looked up on demand."""
+        return _DocFreq(self)
+
+    # -- scoring ------------------------------------------------------------------------------
+
+    def top(self, terms: Mapping[str, float], limit: int,
+            allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The rows of the exact best `limit` BM25 scores (ascending rows) among the live rows
+        `allowed` (a mask over all rows; None: every live row) and their scores, each term's
+        part multiplied by its weight in `terms`."""
+        parts = self._parts(terms)
+        # Terms cheapest to read first; a rare term also bounds the others most tightly.
+        parts.sort(key=lambda p: p.count)
+        for essential in range(1, len(parts) + 1):
+            rows, scores = self._accumulate(parts[:essential], allowed)
+            rest = parts[essential:]
+            if not rest:
+                return self._best(rows, scores, limit)
+            scores = scores + self._lookup(rest, rows)
+            bound = sum(p.bound for p in rest)
+            if len(rows) >= limit:
+                threshold = np.partition(scores, len(rows) - limit)[len(rows) - limit]
+                if threshold > bound:  # no row outside `rows` can reach the top `limit`
+                    return self._best(rows, scores, limit)
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+
+    def scores(self, terms: Mapping[str, float], rows: np.ndarray) -> np.ndarray:
+        """The BM25 scores of `rows` (ascending; zero where no term occurs)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        return self._lookup(self._parts(terms), rows).astype(np.float32)
+
+    def _parts(self, terms: Mapping[str, float]) -> list[_Term]:
+        out = []
+        for term, weight in terms.items():
+            if not weight:
+                continue
+            df = self.doc_freq(term)
+            if df == 0:
+                continue
+            idf = self.idf(term) * weight
+            slices, bound = [], 0.0
+            for i, postings in enumerate(self.segments):
+                col = postings.terms.index(term)
+                if col < 0:
+                    continue
+                lo, hi = int(postings.ptr[col]), int(postings.ptr[col + 1])
+                slices.append((i, lo, hi))
+                tf = float(postings.maxtf[col])
+                norm = self.k1 * (1 - self.b + self.b * float(postings.minlen[col]) /
+                                  self.avg_length)
+                bound = max(bound, tf * (self.k1 + 1) / (tf + norm))
+            out.append(_Term(term, idf, slices, sum(hi - lo for _, lo, hi in slices),
+                             idf * bound * (1 + 1e-6)))  # a margin over float rounding
+        return out
+
+    def _weights(self, segment: int, positions: np.ndarray) -> np.ndarray:
+        """BM25's term-frequency part of postings `positions` of `segment` (no idf)."""
+        postings = self.segments[segment]
+        tf = postings.tf[positions].astype(np.float64)
+        lengths = postings.lengths[postings.rows[positions]].astype(np.float64)
+        norm = self.k1 * (1 - self.b + self.b * lengths / self.avg_length)
+        return tf * (self.k1 + 1) / (tf + norm)
+
+    def _accumulate(self, parts: Sequence[_Term],
+                    allowed: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """Rows holding any of `parts` (ascending, live and allowed) and their scores over
+        those terms."""
+        all_rows, all_scores = [], []
+        for part in parts:
+            for segment, lo, hi in part.slices:
+                positions = np.arange(lo, hi)
+                all_rows.append(self.segments[segment].rows[lo:hi].astype(np.int64)
+                                + self.offsets[segment])
+                all_scores.append(part.idf * self._weights(segment, positions))
+        if not all_rows:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
+        rows = np.concatenate(all_rows)
+        keep = self._live(rows, allowed)
+        rows, scores = rows[keep], np.concatenate(all_scores)[keep]
+        unique, inverse = np.unique(rows, return_inverse=True)
+        return unique, np.bincount(inverse, weights=scores, minlength=len(unique))
+
+    def _lookup(self, parts: Sequence[_Term], rows: np.ndarray) -> np.ndarray:
+        """Scores of `rows` (ascending) over `parts`, found by binary search in each term's
+        postings."""
+        out = np.zeros(len(rows), dtype=np.float64)
+        if not len(rows):
+            return out
+        bounds = np.searchsorted(rows, self.offsets)
+        for part in parts:
+            for segment, lo, hi in part.slices:
+                a, b = bounds[segment], bounds[segment + 1]
+                if a == b:
+                    continue
+                local = rows[a:b] - self.offsets[segment]
+                held = self.segments[segment].rows[lo:hi]
+                at = np.searchsorted(held, local)
+                found = at < len(held)
+                found[found] = held[at[found]] == local[found]
+                if found.any():
+                    out[a:b][found] += part.idf * self._weights(segment, lo + at[found])
+        return out
+
+    def _live(self, rows: np.ndarray, allowed: np.ndarray | None) -> np.ndarray:
+        if allowed is not None:
+            return allowed[rows]
+        keep = np.ones(len(rows), dtype=bool)
+        for segment, alive in enumerate(self.alive):
+            if alive is None:
+                continue
+            inside = (rows >= self.offsets[segment]) & (rows < self.offsets[segment + 1])
+            keep[inside] = alive[rows[inside] - self.offsets[segment]]
+        return keep
+
+    @staticmethod
+    def _best(rows: np.ndarray, scores: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray]:
+        if len(rows) > limit:
+            pick = np.sort(np.argpartition(-scores, limit - 1)[:limit])
+            rows, scores = rows[pick], scores[pick]
+        return rows, scores.astype(np.float32)
+
+
+class _Term:
+    """One query term as scoring reads it: weighted idf, its postings in each segment, how
+    many, and the most it can add to a row's score."""
+
+    __slots__ = ("term", "idf", "slices", "count", "bound")
+
+    def __init__(self, term: str, idf: float, slices: list[tuple[int, int, int]], count: int,
+                 bound: float) -> None:
+        self.term, self.idf, self.slices, self.count, self.bound = term, idf, slices, count, bound
+
+
+class _DocFreq(Mapping[str, int]):
+    """A read-only term → document frequency view that counts on demand."""
+
+    def __init__(self, index: LexicalIndex) -> None:
+        self._index = index
+
+    def __getitem__(self, term: str) -> int:
+        df = self._index.doc_freq(term)
+        if not df:
+            raise KeyError(term)
+        return df
+
+    def __contains__(self, term: object) -> bool:
+        return isinstance(term, str) and self._index.doc_freq(term) > 0
+
+    def __iter__(self) -> Iterator[str]:
+        seen: set[str] = set()
+        for postings in self._index.segments:
+            for term in postings.terms:
+                if term not in seen and self._index.doc_freq(term):
+                    seen.add(term)
+                    yield term
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
