@@ -112,8 +112,8 @@ def measure(size: int, sentences: list[str], work: Path) -> dict[str, object]:
     began = time.perf_counter()
     service.build()
     row["add_one_document_s"] = round(time.perf_counter() - began, 2)
-    row["disk_mb"] = round(disk_bytes(settings.index_dir / "builds") / 2**20 /
-                           max(1, len(list((settings.index_dir / "builds").iterdir()))), 1)
+    row["segments"] = len(service.snapshot().data.segments)
+    row["disk_mb"] = round(disk_bytes(settings.index_dir) / 2**20, 1)
 
     probe = subprocess.run(
         [sys.executable, "-c", PROBE, str(settings.sources_dir), str(settings.index_dir),

@@ -314,3 +314,77 @@ def test_a_rebuild_with_nothing_changed_embeds_and_writes_nothing(tmp_path):
     other = QAService(Settings(sources_dir=sources, index_dir=settings.index_dir,
                                chunk_sentences=3), embedder=HashingEmbedder()).build()
     assert other.build_id != first.build_id  # other settings: a new build
+
+
+def test_a_rebuild_reads_only_the_files_whose_size_or_time_changed(tmp_path, monkeypatch):
+    import os
+    import time
+
+    from qa_service import service as service_module
+    from qa_service.config import Settings
+    from qa_service.embedding import HashingEmbedder
+
+    from .conftest import TINY
+
+    sources = tmp_path / "sources"
+    sources.mkdir()
+    an_hour_ago = time.time() - 3600
+    for name, text in TINY.items():
+        (sources / name).write_text(text, encoding="utf-8")
+        os.utime(sources / name, (an_hour_ago, an_hour_ago))
+    settings = Settings(sources_dir=sources, index_dir=tmp_path / "index")
+    service = QAService(settings, embedder=HashingEmbedder())
+    first = service.build()
+    read: list[str] = []
+    real_read = service_module.read_document
+
+    def counting(folder, path, *args):
+        read.append(path.name)
+        return real_read(folder, path, *args)
+
+    monkeypatch.setattr(service_module, "read_document", counting)
+    assert service.build().build_id == first.build_id and read == []
+    # Touched, not changed: read once, found the same, nothing written.
+    os.utime(sources / "beta.md", (an_hour_ago + 60, an_hour_ago + 60))
+    assert service.build().build_id == first.build_id and read == ["beta.md"]
+    # Changed: read, and a build with one new segment that holds only it.
+    read.clear()
+    with (sources / "alpha.txt").open("a", encoding="utf-8") as handle:
+        handle.write("\nThe Alpha treaty was renewed in 2011.\n")
+    os.utime(sources / "alpha.txt", (an_hour_ago + 120, an_hour_ago + 120))
+    report = service.build()
+    assert sorted(read) == ["alpha.txt", "beta.md"] and report.changed == 1
+    manifest = service.store.read_manifest()
+    assert len(manifest["segments"]) == 2 and manifest["segments"][0]["deleted"] == [0]
+    assert [r.source for r in service.store.segment(manifest["segments"][1]["id"]).records] == [
+        "alpha.txt"]
+    # A file changed in the moment it was read (same size, same tick) is read again next time.
+    read.clear()
+    text = (sources / "beta.md").read_text(encoding="utf-8")
+    (sources / "beta.md").write_text(text.replace("1987", "1988"), encoding="utf-8")
+    assert service.build().changed == 1 and "beta.md" in read
+    read.clear()
+    assert service.build().changed == 0 and read == ["beta.md"]  # racy: read again, unchanged
+
+
+def test_removing_sources_masks_their_rows_and_merging_drops_them(fake_service):
+    from qa_service import service as service_module
+
+    folder = fake_service.settings.sources_dir
+    for i in range(service_module.MAX_SEGMENTS + 1):
+        (folder / f"note-{i}.txt").write_text(
+            f"Note {i}: the Delta-{i} relay was installed in {1990 + i} at river port {i}.\n",
+            encoding="utf-8")
+        fake_service.build()
+    manifest = fake_service.store.read_manifest()
+    # Past MAX_SEGMENTS, the smallest segments were merged: copied, nothing embedded again.
+    assert len(manifest["segments"]) <= service_module.MAX_SEGMENTS
+    answer = fake_service.ask("When was the Delta-3 relay installed?")
+    assert answer["answerable"] and answer["short_answer"] == "1993"
+    (folder / "note-3.txt").unlink()
+    report = fake_service.build()
+    assert report.removed == 1
+    sources = {s["source"] for s in fake_service.list_sources()}
+    assert "note-3.txt" not in sources and "note-4.txt" in sources
+    hits = fake_service.ask("When was the Delta-3 relay installed?", explain=True)["retrieved"]
+    assert all("Delta-3" not in h["text"] for h in hits)

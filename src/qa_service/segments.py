@@ -8,8 +8,8 @@ small `segment.json` and `documents.json`, and a question pages in only the rows
 
     segments/<segment-id>/
       segment.json        format, counts, the dense index's kind, each file's size and sha256
-      documents.json      per document: metadata, sha256, file size and mtime, first passage row,
-                          acronyms it defines, where its text lies in texts.bin (no text)
+      documents.json      per document: metadata, sha256, first passage row, the acronyms it
+                          defines, where its text lies in texts.bin (no text)
       texts.bin           the cleaned texts, UTF-8, one after another (citation offsets point
                           into each document's text)
       passage_doc.npy     passage row → document number in this segment (int32)
@@ -69,8 +69,6 @@ class DocRecord:
     metadata: dict[str, Any]
     sha256: str
     pages: tuple[tuple[int, int], ...]
-    size: int  # the source file's size and modification time when it was read: a rebuild
-    mtime_ns: int  # skips a file whose size and time are unchanged, without reading it
     acronyms: dict[str, list[str]]  # acronym → tokens of its long form, as the text defines it
     first: int  # its first passage row in the segment
     passages: int
@@ -106,25 +104,25 @@ class Parts:
     @classmethod
     def of_documents(
         cls,
-        documents: Sequence[tuple[Document, int, int, dict[str, list[str]]]],
+        documents: Sequence[tuple[Document, Any, dict[str, list[str]]]],
         passages: Sequence[Passage],
         passage_vectors: np.ndarray,
         sentence_vectors: np.ndarray,
         postings: Postings,
     ) -> Parts:
-        """`documents`: (document, file size, mtime_ns, acronyms), in order; `passages`: theirs,
-        in the same order, each document's passages together."""
+        """`documents`: (document, anything, acronyms), in order; `passages`: theirs, in the
+        same order, each document's passages together."""
         order = {doc.source: i for i, (doc, *_rest) in enumerate(documents)}
         passage_doc = np.fromiter((order[p.source] for p in passages), dtype=np.int32,
                                   count=len(passages))
         counts = np.bincount(passage_doc, minlength=len(documents))
         firsts = np.concatenate(([0], np.cumsum(counts)))[:-1]
         records, texts, at = [], [], 0
-        for i, (doc, size, mtime_ns, acronyms) in enumerate(documents):
+        for i, (doc, _, acronyms) in enumerate(documents):
             raw = doc.text.encode("utf-8")
             records.append(DocRecord(doc.source, doc.title, doc.metadata, doc.sha256, doc.pages,
-                                     size, mtime_ns, acronyms, int(firsts[i]), int(counts[i]),
-                                     at, at + len(raw)))
+                                     acronyms, int(firsts[i]), int(counts[i]), at,
+                                     at + len(raw)))
             texts.append(raw)
             at += len(raw)
         sentences = [s for p in passages for s in p.sentences]

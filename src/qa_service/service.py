@@ -45,9 +45,12 @@ Progress = Callable[[str, int, int], None]  # (stage, done, total)
 # Segments a build may list before the smallest are merged into one. Each segment is searched
 # on its own, so fewer is faster to ask; merging copies arrays, so more is faster to add to.
 MAX_SEGMENTS = 8
-# A file whose modification time is this close to the build that read it is read again by the
-# next build even when its size and time match: a write in the same clock tick leaves both.
-_RACY_NS = 2_000_000_000
+# A file modified this close before it was read is read again by the next build even when its
+# size and time match: a write in the same clock tick leaves both (git calls this "racy").
+# Timestamps here are kernel ticks (milliseconds); a file system that keeps whole seconds
+# (FAT keeps two) gets the wider window.
+_RACY_NS = 100_000_000
+_RACY_COARSE_NS = 2_000_000_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,7 +105,8 @@ class _Scan:
     skipped: list[Skipped]
     kept: set[str] = dataclasses.field(default_factory=set)  # as the previous build has them
     touched: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)  # new times
-    fresh: list[tuple[Document, int, int]] = dataclasses.field(default_factory=list)
+    # Read anew: each with its file's size, mtime and when it was read.
+    fresh: list[tuple[Document, dict[str, int]]] = dataclasses.field(default_factory=list)
 
     @property
     def fresh_ids(self) -> list[str]:
@@ -262,10 +266,9 @@ class QAService:
                 parts, embedded, embedded_sentences = self._new_segment(previous, scan, progress)
                 segment_id = self.store.write_segment(parts)
                 entries.append((self.store.segment(segment_id), set()))
-                fresh_entries = {r.source: {"source": r.source, "sha256": r.sha256,
-                                            "title": r.title, "chunks": r.passages,
-                                            "size": r.size, "mtime_ns": r.mtime_ns}
-                                 for r in parts.records}
+                fresh_entries = {doc.source: {"source": doc.source, "sha256": doc.sha256,
+                                              "title": doc.title, "chunks": r.passages, **seen}
+                                 for (doc, seen), r in zip(scan.fresh, parts.records)}
             entries = self._merged(entries)
             build_id = new_build_id()
             sources = {**{s: prior[s] for s in scan.kept}, **scan.touched, **fresh_entries}
@@ -313,17 +316,16 @@ class QAService:
         settings = self.settings
         paths, skipped = scan_sources(settings.sources_dir)
         prior = previous.sources if previous else {}
-        racy = (previous.data.manifest.get("built_at_ns", 0) - _RACY_NS) if previous else 0
         scan = _Scan(skipped=list(skipped))
         for n, path in enumerate(paths, 1):
             sid = source_id(settings.sources_dir, path)
             entry = prior.get(sid)
+            read_at = time.time_ns()
             try:
                 st = os.stat(path)
             except OSError:
                 st = None
-            if (entry is not None and st is not None and entry.get("size") == st.st_size
-                    and entry.get("mtime_ns") == st.st_mtime_ns and st.st_mtime_ns < racy):
+            if entry is not None and st is not None and _same_file(entry, st):
                 scan.kept.add(sid)
             else:
                 try:
@@ -331,12 +333,13 @@ class QAService:
                 except SourceError as exc:
                     scan.skipped.append(Skipped(sid, exc.message))
                 else:
-                    size, mtime = (st.st_size, st.st_mtime_ns) if st else (0, 0)
+                    seen = ({"size": st.st_size, "mtime_ns": st.st_mtime_ns, "read_at_ns": read_at}
+                            if st else {"size": -1, "mtime_ns": 0, "read_at_ns": 0})
                     if entry is not None and entry["sha256"] == doc.sha256:
                         scan.kept.add(sid)  # touched, not changed: remember its new time
-                        scan.touched[sid] = {**entry, "size": size, "mtime_ns": mtime}
+                        scan.touched[sid] = {**entry, **seen}
                     else:
-                        scan.fresh.append((doc, size, mtime))
+                        scan.fresh.append((doc, seen))
             if progress:
                 progress("reading", n, len(paths))
         scan.skipped.sort(key=lambda s: s.source)
@@ -383,9 +386,8 @@ class QAService:
         sentence_vectors, embedded_sentences = self._vectors(
             [(hashlib.sha256(t.encode()).digest(), t) for t in sentence_texts], cache,
             stage("embedding sentences"))
-        documents = [(doc, size, mtime, {k: sorted(v) for k, v in
-                                         corpus_acronyms([doc.text]).items()})
-                     for doc, size, mtime in scan.fresh]
+        documents = [(doc, seen, {k: sorted(v) for k, v in corpus_acronyms([doc.text]).items()})
+                     for doc, seen in scan.fresh]
         postings = Postings.build([tokens(p.text) for p in passages])
         parts = Parts.of_documents(documents, passages, passage_vectors, sentence_vectors,
                                    postings)
@@ -639,3 +641,12 @@ def _date(value: Any) -> str | None:
         return None
     text = str(value)
     return text[:10] if len(text) >= 10 and text[4] == "-" and text[7] == "-" else text
+
+
+def _same_file(entry: dict[str, Any], st: os.stat_result) -> bool:
+    """Is the file as the build that read it saw it (size and modification time), and was it
+    read long enough after its last change for the time to tell?"""
+    if entry.get("size") != st.st_size or entry.get("mtime_ns") != st.st_mtime_ns:
+        return False
+    window = _RACY_COARSE_NS if st.st_mtime_ns % 1_000_000_000 == 0 else _RACY_NS
+    return st.st_mtime_ns < entry.get("read_at_ns", 0) - window
