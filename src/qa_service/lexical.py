@@ -71,6 +71,7 @@ class Postings:
                  lengths: np.ndarray, maxtf: np.ndarray, minlen: np.ndarray) -> None:
         self.terms, self.ptr, self.rows, self.tf = terms, ptr, rows, tf
         self.lengths, self.maxtf, self.minlen = lengths, maxtf, minlen
+        self.column = lru_cache(maxsize=65536)(self.terms.index)  # term → position, or -1
 
     @property
     def size(self) -> int:
@@ -149,11 +150,12 @@ class Postings:
     def open(cls, folder: Path) -> Postings:
         """Memory-mapped: only the postings a question reads are paged in."""
         def load(name: str) -> np.ndarray:
-            return np.load(folder / f"{name}.npy", mmap_mode="r")
+            # A plain view of the mapping: indexing np.memmap itself is slow.
+            return np.load(folder / f"{name}.npy", mmap_mode="r").view(np.ndarray)
 
         path = folder / "terms.bin"
-        blob = (np.memmap(path, dtype=np.uint8, mode="r") if path.stat().st_size
-                else b"")
+        blob = (np.memmap(path, dtype=np.uint8, mode="r").view(np.ndarray)
+                if path.stat().st_size else b"")
         return cls(Terms(blob, load("term_ends")), load("term_ptr"), load("post_rows"),
                    load("post_tf"), load("lengths"), load("term_maxtf"), load("term_minlen"))
 
@@ -186,7 +188,7 @@ class LexicalIndex:
     def _count(self, term: str) -> int:
         total = 0
         for postings, alive in zip(self.segments, self.alive):
-            col = postings.terms.index(term)
+            col = postings.column(term)
             if col < 0:
                 continue
             lo, hi = int(postings.ptr[col]), int(postings.ptr[col + 1])
@@ -251,7 +253,7 @@ class LexicalIndex:
             idf = self.idf(term) * weight
             slices, bound = [], 0.0
             for i, postings in enumerate(self.segments):
-                col = postings.terms.index(term)
+                col = postings.column(term)
                 if col < 0:
                     continue
                 lo, hi = int(postings.ptr[col]), int(postings.ptr[col + 1])
@@ -356,6 +358,9 @@ class _DocFreq(Mapping[str, int]):
 
     def __contains__(self, term: object) -> bool:
         return isinstance(term, str) and self._index.doc_freq(term) > 0
+
+    def get(self, term: str, default: int | None = None) -> int | None:  # type: ignore[override]
+        return self._index.doc_freq(term) or default
 
     def __iter__(self) -> Iterator[str]:
         seen: set[str] = set()

@@ -286,7 +286,8 @@ class Segment:
                             json.loads((folder / "documents.json").read_text(encoding="utf-8"))]
 
             def load(name: str) -> np.ndarray:
-                return np.load(folder / f"{name}.npy", mmap_mode="r")
+                # A plain view of the mapping: indexing np.memmap itself is slow.
+                return np.load(folder / f"{name}.npy", mmap_mode="r").view(np.ndarray)
 
             self.passage_doc = load("passage_doc")
             self.passage_span = load("passage_span")
@@ -297,8 +298,8 @@ class Segment:
             self.passage_vectors = load("passages")
             self.sentence_vectors = load("sentences")
             self.postings = Postings.open(folder)
-            self._texts = np.memmap(folder / "texts.bin", dtype=np.uint8, mode="r") \
-                if (folder / "texts.bin").stat().st_size else np.zeros(0, dtype=np.uint8)
+            self._texts = np.memmap(folder / "texts.bin", dtype=np.uint8, mode="r").view(
+                np.ndarray) if (folder / "texts.bin").stat().st_size else np.zeros(0, np.uint8)
         except IndexFormatError:
             raise
         except Exception as exc:  # sizes matched, yet unreadable: written by another tool

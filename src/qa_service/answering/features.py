@@ -87,7 +87,11 @@ class Features:
         return tuple(f.name for f in dataclasses.fields(cls))
 
     def vector(self) -> np.ndarray:
-        return np.array(dataclasses.astuple(self), dtype=np.float64)
+        # Every field is a float: no deep copy (dataclasses.astuple) needed.
+        return np.array([getattr(self, name) for name in _NAMES], dtype=np.float64)
+
+
+_NAMES = Features.names()
 
 
 def features(
