@@ -146,3 +146,18 @@ def test_terms_find_by_binary_search():
     terms = Terms(blob, ends)
     assert [terms.index(t) for t in ("alpha", "beta", "gamma", "delta", "")] == [0, 1, 2, -1, -1]
     assert terms[1:] == ["beta", "gamma"]
+
+
+def test_past_the_budget_the_list_ranks_the_rows_of_the_rarest_terms_by_exact_scores():
+    docs = _corpus(7, n=600)
+    index = _index(docs)
+    # "t250" is rare, "t0" and "t1" are in most passages: the budget covers the rare term only.
+    terms = {"t250": 1.0, "t0": 1.0, "t1": 1.0}
+    rare = index.doc_freq("t250")
+    assert 0 < rare < 50 and index.doc_freq("t0") > 300
+    rows, scores = index.top(terms, 5, budget=rare + 1)
+    assert np.allclose(scores, index.scores(terms, rows))  # exact scores of what it returns
+    assert all("t250" in docs[r] for r in rows)  # rows of the term read
+    exact_rows, exact_scores = index.top(terms, 5, budget=None)
+    # The rare term's weight dominates: the best rows are the same.
+    assert np.allclose(np.sort(scores), np.sort(exact_scores))
