@@ -74,7 +74,9 @@ for q in questions:
     service.ask(q)
     times.append((time.perf_counter() - t) * 1000)
 times.sort()
+after = int(next(l.split()[1] for l in open("/proc/self/status") if l.startswith("VmRSS")))
 print(json.dumps({"cold_load_s": round(cold, 2), "rss_mb": round(rss / 1024),
+                  "rss_after_questions_mb": round(after / 1024),
                   "answer_p50_ms": round(statistics.median(times), 1),
                   "answer_p95_ms": round(times[int(0.95 * (len(times) - 1))], 1)}))
 """

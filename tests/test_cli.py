@@ -163,3 +163,22 @@ def test_build_if_missing_keeps_a_usable_index_and_replaces_an_unusable_one(
     assert rebuilt.exit_code == 0, rebuilt.output
     assert "cannot be used" in rebuilt.output and "building a new one" in rebuilt.output
     assert (tmp_path / "index" / "CURRENT").read_text().strip() != current
+
+
+def test_check_reads_every_byte_and_names_an_edited_file(runner, real_index, tmp_path):
+    import json
+    import shutil
+
+    shutil.copytree(real_index.index_dir, tmp_path / "index")
+    env = {"QA_INDEX_DIR": str(tmp_path / "index"), "QA_SOURCES_DIR": str(real_index.sources_dir)}
+    result = runner.invoke(main, ["check"], env=env)
+    assert result.exit_code == 0, result.output
+    assert "every file matches its checksum" in result.output
+    current = (tmp_path / "index" / "CURRENT").read_text().strip()
+    manifest = json.loads((tmp_path / "index" / "builds" / current / "manifest.json").read_text())
+    texts = tmp_path / "index" / "segments" / manifest["segments"][0]["id"] / "texts.bin"
+    raw = bytearray(texts.read_bytes())
+    raw[100] ^= 0x20  # one letter's case: the same size, so opening the index does not see it
+    texts.write_bytes(bytes(raw))
+    result = runner.invoke(main, ["check"], env=env)
+    assert result.exit_code == 1 and "texts.bin does not match its segment.json" in result.output

@@ -35,9 +35,11 @@ B = 0.75
 # Posting lists this long keep their computed weights (the 64 last used, 8 bytes a posting): at
 # a million passages a term in half of them takes about 10 ms to weigh, a remembered one none.
 _CACHED_POSTINGS = 4096
-# Postings `top` reads in full before it ranks by what it has read: every question on an index
-# of up to about 100,000 passages stays within it (exact lists); on a million synthetic passages,
-# where every question term is in thousands of passages, reading all of them took 20 to 60 ms.
+# Postings `top` reads in full before it ranks by what it has read: every question on the shipped
+# and gold corpora stays within it (exact lists). On a million synthetic passages, where every
+# question term is in thousands of passages, 83 of the 100 gold questions pass it; measured there
+# (share of the exact top-100 scores reached, and answer p95 over the gold questions): 250,000
+# postings 0.98, 73 ms; 100,000 0.81, 53 ms; 50,000 0.65, 45 ms. Lists are kept good over fast.
 BUDGET = 250_000
 # Past the budget, the best this many times `limit` rows by partial score get exact scores.
 COMPLETED = 10
