@@ -33,6 +33,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import mmap
 import os
 from collections.abc import Sequence
 from functools import lru_cache
@@ -296,9 +297,12 @@ class Segment:
             self.records = [DocRecord.from_json(r) for r in
                             json.loads((folder / "documents.json").read_text(encoding="utf-8"))]
 
-            def load(name: str) -> np.ndarray:
+            def load(name: str, random: bool = False) -> np.ndarray:
+                mapped = np.load(folder / f"{name}.npy", mmap_mode="r")
+                if random:
+                    _read_randomly(mapped)
                 # A plain view of the mapping: indexing np.memmap itself is slow.
-                return np.load(folder / f"{name}.npy", mmap_mode="r").view(np.ndarray)
+                return mapped.view(np.ndarray)
 
             self.passage_doc = load("passage_doc")
             self.passage_span = load("passage_span")
@@ -306,8 +310,8 @@ class Segment:
             self.sentence_span = load("sentence_span")
             self.passage_hash = load("passage_hash")
             self.sentence_hash = load("sentence_hash")
-            self.passage_vectors = load("passages")
-            self.sentence_vectors = load("sentences")
+            self.passage_vectors = load("passages", random=True)
+            self.sentence_vectors = load("sentences", random=True)
             self.postings = Postings.open(folder)
             self._texts = np.memmap(folder / "texts.bin", dtype=np.uint8, mode="r").view(
                 np.ndarray) if (folder / "texts.bin").stat().st_size else np.zeros(0, np.uint8)
@@ -426,6 +430,16 @@ class Segment:
                 for j in range(a, b):
                     out[bytes(self.sentence_hash[j])] = np.asarray(self.sentence_vectors[j])
         return out
+
+
+def _read_randomly(mapped: np.memmap) -> None:
+    """Tell the kernel a question reads scattered rows of this mapping, so a row read from disk
+    does not read ahead the pages after it. Measured at a million passages, page cache dropped:
+    50 gathers of 200 random passage vectors took 1.0 to 1.2 s instead of 1.5 to 1.8 s. (Rows
+    already cached still map the cached pages around them: resident size counts those.)"""
+    handle = getattr(mapped, "_mmap", None)
+    if handle is not None and hasattr(mmap, "MADV_RANDOM"):
+        handle.madvise(mmap.MADV_RANDOM)
 
 
 def _sha256(path: Path) -> str:
