@@ -47,6 +47,11 @@ def test_bm25_is_the_formula(weights):
     assert "china" in index.doc_freqs() and "nowhere" not in index.doc_freqs()
 
 
+def test_a_question_of_unknown_terms_finds_nothing():
+    rows, scores = _index(DOCS).top({"nowhere": 1.0, "zeppelin": 0.5}, 5)
+    assert len(rows) == len(scores) == 0
+
+
 def test_an_empty_index_scores_nothing():
     index = _index([])
     assert index.scores({"x": 1.0}, np.arange(0)).shape == (0,)
