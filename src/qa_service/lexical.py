@@ -7,12 +7,13 @@ added: `LexicalIndex` computes BM25 at query time from index-wide figures over t
 (number, average length, each term's document frequency), so the scores are those of one index
 built over everything at once.
 
-Search touches only candidates. `LexicalIndex.top` finds the exact best `limit` rows with
-MaxScore pruning: it reads the postings of the rarest terms in full, adds the other terms'
-weights to those rows by binary search, and stops as soon as no row outside them could reach
-the `limit`-th score, because the terms not yet read could add at most their upper bounds. A
-term in most passages ("China" in a corpus about China) is never read in full unless it alone
-decides the ranking.
+Search touches only candidates. `LexicalIndex.top` reads the postings of a question's terms,
+rarest first, up to a budget of postings. A question whose postings fit is ranked exactly. When
+terms remain, a MaxScore check decides whether they could change the list: the best rows read,
+completed with the other terms' weights by binary search, set a floor, and if no row the read
+terms missed can reach it (the unread terms add at most their upper bounds), the list is exact.
+Otherwise the rows read are ranked by their exact scores. A term in most passages ("China" in a
+corpus about China) is then never read in full.
 
 BM25 is written here rather than taken from a package: it is a few array operations over
 arrays that must be memory-mapped, built with the tokeniser in `text.py`, which keeps
