@@ -3,6 +3,7 @@ merged without reading sources, searched exactly or through its IVF index."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import numpy as np
@@ -34,6 +35,8 @@ def _parts(documents: list[Document]) -> tuple[Parts, list]:
     sentences = [p.text[s.start - p.start:s.end - p.start] for p in passages for s in p.sentences]
     parts = Parts.of_documents(
         [(d, None, {"ze": ["zeta", "engin"]}) for d in documents], passages,
+        [bytes.fromhex(p.content_hash) for p in passages],
+        [hashlib.sha256(t.encode()).digest() for t in sentences],
         EMBEDDER.embed_documents([p.text for p in passages]),
         EMBEDDER.embed_documents(sentences), Postings.build([tokens(p.text) for p in passages]))
     return parts, passages

@@ -35,7 +35,7 @@ import json
 import math
 import mmap
 import os
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -114,12 +114,15 @@ class Parts:
         cls,
         documents: Sequence[tuple[Document, Any, dict[str, list[str]]]],
         passages: Sequence[Passage],
+        passage_hashes: Sequence[bytes],
+        sentence_hashes: Sequence[bytes],
         passage_vectors: np.ndarray,
         sentence_vectors: np.ndarray,
         postings: Postings,
     ) -> Parts:
         """`documents`: (document, anything, acronyms), in order; `passages`: theirs, in the
-        same order, each document's passages together."""
+        same order, each document's passages together; the hashes (sha256) of each passage's
+        text and of each of its sentences' texts, in passage order."""
         order = {doc.source: i for i, (doc, *_rest) in enumerate(documents)}
         passage_doc = np.fromiter((order[p.source] for p in passages), dtype=np.int32,
                                   count=len(passages))
@@ -144,11 +147,8 @@ class Parts:
             .astype(np.int64),
             sentence_span=np.asarray([(s.start, s.end) for s in sentences],
                                      dtype=np.int64).reshape(-1, 2),
-            passage_hash=np.asarray([bytes.fromhex(p.content_hash) for p in passages],
-                                    dtype="S32"),
-            sentence_hash=np.asarray(
-                [hashlib.sha256(p.text[s.start - p.start:s.end - p.start].encode()).digest()
-                 for p in passages for s in p.sentences], dtype="S32"),
+            passage_hash=np.asarray(passage_hashes, dtype="S32"),
+            sentence_hash=np.asarray(sentence_hashes, dtype="S32"),
             passage_vectors=passage_vectors,
             sentence_vectors=sentence_vectors,
             postings=postings,
@@ -238,8 +238,8 @@ class Parts:
         files = {}
         for name in names:
             path = folder / name
-            files[name] = {"bytes": path.stat().st_size, "sha256": _sha256(path)}
-            _fsync(path)
+            files[name] = {"bytes": path.stat().st_size, "sha256": sha256_file(path)}
+            fsync(path)
         meta = {
             "format": SEGMENT_FORMAT,
             "id": segment_id,
@@ -252,8 +252,8 @@ class Parts:
             "files": files,
         }
         (folder / "segment.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
-        _fsync(folder / "segment.json")
-        _fsync(folder)
+        fsync(folder / "segment.json")
+        fsync(folder)
 
 
 def _write_ivf(path: Path, vectors: np.ndarray) -> dict[str, Any]:
@@ -349,7 +349,7 @@ class Segment:
         """Read every byte and compare each file's sha256 with the one written."""
         for name, info in self.meta["files"].items():
             path = self.folder / name
-            if _sha256(path) != info.get("sha256"):
+            if sha256_file(path) != info.get("sha256"):
                 raise IndexFormatError(f"{path} does not match its segment.json (damaged or "
                                        f"edited): {_REBUILD}")
 
@@ -369,6 +369,17 @@ class Segment:
         return index
 
     # -- reading ------------------------------------------------------------------------------
+
+    def alive(self, dead: Collection[int]) -> np.ndarray | None:
+        """A mask of the rows whose document is not among `dead` (document numbers); None
+        when none is."""
+        if not dead:
+            return None
+        return ~np.isin(self.passage_doc, np.asarray(sorted(dead)))
+
+    def live(self, dead: Collection[int]) -> int:
+        """Rows whose document is not among `dead`."""
+        return self.size - sum(self.records[n].passages for n in set(dead))
 
     def text_bytes(self, doc: int) -> bytes:
         record = self.records[doc]
@@ -442,7 +453,7 @@ def _read_randomly(mapped: np.memmap) -> None:
         handle.madvise(mmap.MADV_RANDOM)
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -450,7 +461,8 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _fsync(path: Path) -> None:
+def fsync(path: Path) -> None:
+    """Flush a file or folder to disk."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -355,7 +355,7 @@ class QAService:
                    for segment, listed in zip(data.segments, data.manifest["segments"])]
         for source in [*removed, *(d.source for d, *_ in scan.fresh)]:
             if source in data.documents:
-                segment, number = data._where[source]
+                segment, number = data.where(source)
                 entries[segment][1].add(number)
         return entries
 
@@ -376,42 +376,37 @@ class QAService:
         if previous is not None:
             for doc, *_ in scan.fresh:
                 if doc.source in previous.data.documents:
-                    segment, number = previous.data._where[doc.source]
+                    segment, number = previous.data.where(doc.source)
                     cache.update(previous.data.segments[segment].vectors_of([number]))
-        passage_vectors, embedded = self._vectors(
-            [(bytes.fromhex(p.content_hash), p.text) for p in passages], cache,
-            stage("embedding passages"))
-        sentence_texts = [p.text[s.start - p.start:s.end - p.start]
-                          for p in passages for s in p.sentences]
-        sentence_vectors, embedded_sentences = self._vectors(
-            [(hashlib.sha256(t.encode()).digest(), t) for t in sentence_texts], cache,
-            stage("embedding sentences"))
+        passage_items = [(bytes.fromhex(p.content_hash), p.text) for p in passages]
+        sentence_items = [(hashlib.sha256(t.encode()).digest(), t) for t in (
+            p.text[s.start - p.start:s.end - p.start] for p in passages for s in p.sentences)]
+        passage_vectors, embedded = self._vectors(passage_items, cache,
+                                                  stage("embedding passages"))
+        sentence_vectors, embedded_sentences = self._vectors(sentence_items, cache,
+                                                             stage("embedding sentences"))
         documents = [(doc, seen, {k: sorted(v) for k, v in corpus_acronyms([doc.text]).items()})
                      for doc, seen in scan.fresh]
         postings = Postings.build([tokens(p.text) for p in passages])
-        parts = Parts.of_documents(documents, passages, passage_vectors, sentence_vectors,
-                                   postings)
+        parts = Parts.of_documents(documents, passages, [h for h, _ in passage_items],
+                                   [h for h, _ in sentence_items], passage_vectors,
+                                   sentence_vectors, postings)
         return parts, embedded, embedded_sentences
 
     def _merged(self, entries: list[tuple[Segment, set[int]]]
                 ) -> list[tuple[Segment, set[int]]]:
         """Segments after merging: wholly dead ones dropped; those more than half dead, and the
         smallest when there are more than MAX_SEGMENTS, copied into one new segment."""
-        def live(entry: tuple[Segment, set[int]]) -> int:
-            segment, dead = entry
-            return segment.size - sum(segment.records[n].passages for n in dead)
-
         entries = [e for e in entries if len(e[1]) < len(e[0].records)]
-        merge = {i for i, e in enumerate(entries) if live(e) * 2 < e[0].size}
+        merge = {i for i, (segment, dead) in enumerate(entries)
+                 if segment.live(dead) * 2 < segment.size}
         if len(entries) > MAX_SEGMENTS:
-            by_size = sorted(range(len(entries)), key=lambda i: live(entries[i]))
+            by_size = sorted(range(len(entries)), key=lambda i: entries[i][0].live(entries[i][1]))
             merge.update(by_size[:len(entries) - MAX_SEGMENTS // 2 + 1])
         if not merge or (len(merge) == 1 and not entries[min(merge)][1]):
             return entries
         chosen = [entries[i] for i in sorted(merge)]
-        parts = Parts.merged([(segment, None if not dead else
-                               ~np.isin(segment.passage_doc, np.asarray(sorted(dead))))
-                              for segment, dead in chosen])
+        parts = Parts.merged([(segment, segment.alive(dead)) for segment, dead in chosen])
         merged = (self.store.segment(self.store.write_segment(parts)), set())
         first = min(merge)
         return [merged if i == first else e for i, e in enumerate(entries)
@@ -459,8 +454,7 @@ class QAService:
 
     def _manifest(self, build_id: str, entries: list[tuple[Segment, set[int]]],
                   sources: list[dict[str, Any]], began_ns: int) -> dict[str, Any]:
-        passages = sum(segment.size - sum(segment.records[n].passages for n in dead)
-                       for segment, dead in entries)
+        passages = sum(segment.live(dead) for segment, dead in entries)
         return {
             "format_version": FORMAT_VERSION,
             "build_id": build_id,

@@ -27,7 +27,6 @@ import contextlib
 import datetime as dt
 import errno
 import fcntl
-import hashlib
 import json
 import os
 import re
@@ -42,7 +41,7 @@ import numpy as np
 from .chunking import Passage
 from .errors import BuildRunning, IndexFormatError, IndexNotReady, IndexWriteError, NotFound
 from .lexical import LexicalIndex
-from .segments import Parts, Segment
+from .segments import Parts, Segment, fsync
 from .sources import Document
 
 # 2: the lexical index (BM25 postings) is written with the build, not rebuilt at every load.
@@ -71,8 +70,7 @@ class IndexData:
         self._where: dict[str, tuple[int, int]] = {}  # source → (segment, document number)
         for i, (segment, dead) in enumerate(zip(self.segments, deleted)):
             dead_set = set(dead)
-            self.alive.append(None if not dead_set else
-                              ~np.isin(segment.passage_doc, np.asarray(sorted(dead_set))))
+            self.alive.append(segment.alive(dead_set))
             for number, record in enumerate(segment.records):
                 if number not in dead_set:
                     self._where[record.source] = (i, number)
@@ -85,6 +83,10 @@ class IndexData:
     @property
     def model(self) -> str:
         return self.manifest["model"]["name"]
+
+    def where(self, source: str) -> tuple[int, int]:
+        """(segment, document number) of a live document; KeyError when unknown."""
+        return self._where[source]
 
     def record(self, source: str) -> Any:
         """The `DocRecord` of a live document (metadata, no text); KeyError when unknown."""
@@ -195,14 +197,6 @@ def new_build_id(now: dt.datetime | None = None) -> str:
     return now.strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(2)
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 class IndexStore:
     def __init__(self, index_dir: Path) -> None:
         self.index_dir = Path(index_dir)
@@ -282,17 +276,14 @@ class IndexStore:
                 "service is unchanged"
             ) from None
 
-    def write_segment(self, parts: Parts, ann_threshold: int | None = None) -> str:
+    def write_segment(self, parts: Parts) -> str:
         """Write `parts` as a new segment and return its id. Call under `build_lock()`."""
         with self._writing():
             segment_id = new_build_id()
             self.segments_dir.mkdir(parents=True, exist_ok=True)
             tmp = self.segments_dir / f".tmp-{segment_id}"
             try:
-                if ann_threshold is None:
-                    parts.write(tmp, segment_id)
-                else:
-                    parts.write(tmp, segment_id, ann_threshold)
+                parts.write(tmp, segment_id)
                 os.rename(tmp, self.segments_dir / segment_id)
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)
@@ -309,7 +300,7 @@ class IndexStore:
             tmp.mkdir()
             try:
                 _write_json(tmp / "manifest.json", manifest)
-                _fsync_dir(tmp)
+                fsync(tmp)
                 os.rename(tmp, self.builds_dir / build_id)
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)
@@ -499,14 +490,6 @@ def _atomic_write_text(path: Path, text: str) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        fsync(path.parent)
     finally:
         tmp.unlink(missing_ok=True)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
